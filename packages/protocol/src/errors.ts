@@ -1,0 +1,92 @@
+/**
+ * One error class for everything vidrtc reports, with a stable string `code`.
+ * `VidrtcError.isInstance(e)` works across duplicated package copies and realms.
+ */
+
+export type VidrtcErrorCode =
+  // input
+  | "EMPTY_FILE"
+  | "FILE_TOO_LARGE"
+  | "FILE_NOT_FOUND"
+  | "FILE_UNREADABLE"
+  | "SOURCE_SIZE_MISMATCH"
+  | "INVALID_OPTIONS"
+  // transport
+  | "MESSAGE_TOO_LARGE"
+  | "CHANNEL_CLOSED"
+  | "UPLOAD_STALLED"
+  | "LIVENESS_LOST"
+  | "CONNECTION_FAILED"
+  | "ICE_GATHERING_TIMEOUT"
+  | "CHANNEL_OPEN_TIMEOUT"
+  | "NO_RESULTS_TIMEOUT"
+  | "ABORTED"
+  // signalling
+  | "SIGNALING_FAILED"
+  | "BAD_REQUEST"
+  | "UNAUTHORIZED"
+  | "PAYMENT_REQUIRED"
+  | "NOT_FOUND"
+  | "RATE_LIMITED"
+  | "VALIDATION_FAILED"
+  | "SERVER_ERROR"
+  | "BAD_GATEWAY"
+  // protocol (either side)
+  | "MALFORMED_MESSAGE"
+  | "CHUNK_OUT_OF_RANGE"
+  | "TOTAL_CHUNKS_CHANGED"
+  | "ZERO_CHUNKS"
+  | "DUPLICATE_CHUNK"
+  | "UPLOAD_TOO_LARGE"
+  | "TOO_MANY_PENDING"
+  | "FRAME_TOO_LARGE"
+  | "RESULT_DECODE_FAILED"
+  // server-reported
+  | "PROCESSING_FAILED";
+
+const MARKER = Symbol.for("vidrtc.error");
+
+export interface VidrtcErrorOptions {
+  cause?: unknown;
+  /** HTTP status for signalling errors. */
+  status?: number;
+  /** Free-form details (counts, server body, ...), for logs and programmatic handling. */
+  details?: Record<string, unknown>;
+}
+
+export class VidrtcError extends Error {
+  readonly code: VidrtcErrorCode;
+  readonly status: number | undefined;
+  readonly details: Record<string, unknown> | undefined;
+  private readonly [MARKER] = true;
+
+  constructor(code: VidrtcErrorCode, message: string, options: VidrtcErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "VidrtcError";
+    this.code = code;
+    this.status = options.status;
+    this.details = options.details;
+  }
+
+  /** True for any vidrtc error, even one thrown by another copy of this package. */
+  static isInstance(value: unknown): value is VidrtcError {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
+  }
+
+  /** True when `value` is a vidrtc error with the given code. */
+  static hasCode(value: unknown, code: VidrtcErrorCode): value is VidrtcError {
+    return VidrtcError.isInstance(value) && value.code === code;
+  }
+}
+
+/** The error an `AbortSignal` aborted with, as a `VidrtcError` with code `ABORTED` (reason kept as cause). */
+export function abortError(signal: AbortSignal | undefined, what = "operation"): VidrtcError {
+  const reason = signal?.reason;
+  if (VidrtcError.isInstance(reason)) return reason;
+  return new VidrtcError("ABORTED", `The ${what} was aborted.`, { cause: reason });
+}
+
+/** Throws the abort error if `signal` is already aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what?: string): void {
+  if (signal?.aborted) throw abortError(signal, what);
+}
