@@ -1,0 +1,383 @@
+import { describe, expect, it } from "vitest";
+import type { DataChannelLike, Unsubscribe } from "../channel.js";
+import { VidrtcError } from "../errors.js";
+import { UploadReceiver } from "../receiver.js";
+import { type WebRTCOutput, encodeResultMessage } from "../results.js";
+import { FakeChannel } from "../test-support/fake-channel.js";
+import type { PeerConnectionLike, PeerConnectionState, SessionDescriptionLike } from "./peer.js";
+import { type SessionOptions, startSession } from "./session.js";
+
+/** A fake peer whose channels are in-memory FakeChannels wired to an in-memory "server". */
+class FakePeer implements PeerConnectionLike {
+  connectionState: PeerConnectionState = "new";
+  channels = new Map<string, FakeChannel>();
+  created: string[] = [];
+  video = false;
+  closed = false;
+  #listeners = new Set<(s: PeerConnectionState) => void>();
+  constructor(private readonly server: FakeServer) {}
+  addVideoReceiver(): void {
+    this.video = true;
+    this.created.push("video");
+  }
+  createDataChannel(label: string): DataChannelLike {
+    const ch = new FakeChannel({
+      label,
+      readyState: "connecting",
+      drainBytesPerTick: 256 * 1024,
+      tickMs: 1,
+      capture: false,
+      echo: label === "video_upload",
+      onDeliver: (data) => this.server.onClientMessage(label, data),
+    });
+    this.channels.set(label, ch);
+    this.created.push(label);
+    return ch;
+  }
+  async createOffer(): Promise<SessionDescriptionLike> {
+    return { type: "offer", sdp: "v=0 fake-offer" };
+  }
+  async setAnswer(answer: SessionDescriptionLike): Promise<void> {
+    expect(answer.sdp).toBe("v=0 fake-answer");
+    this.setState("connected");
+    this.server.attach(this);
+    setTimeout(() => {
+      for (const ch of this.channels.values()) ch.open();
+    }, 5);
+  }
+  onConnectionStateChange(listener: (s: PeerConnectionState) => void): Unsubscribe {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  setState(s: PeerConnectionState): void {
+    this.connectionState = s;
+    for (const l of this.#listeners) l(s);
+  }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const ch of this.channels.values()) ch.dispose();
+    this.connectionState = "closed";
+  }
+}
+
+interface ServerBehaviour {
+  frames?: number;
+  gzip?: boolean;
+  /** Called instead of normal processing when the upload completes. */
+  onComplete?: (server: FakeServer) => void;
+  silent?: boolean;
+  /** Simulated processing time per frame. */
+  frameDelayMs?: number;
+}
+
+/** An in-memory server speaking the protocol: receiver, ACK pacing (window 1), results. */
+class FakeServer {
+  peer: FakePeer | null = null;
+  receiver = new UploadReceiver({ echo: (d) => this.peer?.channels.get("video_upload")?.receive(d) });
+  bytes: Uint8Array[] = [];
+  acks: number[] = [];
+  /** Largest `produced - lastAck` once pacing is on (after the first ACK). */
+  maxAhead = 0;
+  produced = 0;
+  #ackWaiters: Array<() => void> = [];
+  constructor(readonly behaviour: ServerBehaviour = {}) {}
+  attach(peer: FakePeer): void {
+    this.peer = peer;
+  }
+  get received(): Uint8Array {
+    const total = this.bytes.reduce((n, b) => n + b.byteLength, 0);
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const b of this.bytes) {
+      out.set(b, o);
+      o += b.byteLength;
+    }
+    return out;
+  }
+  onClientMessage(label: string, data: Uint8Array | string): void {
+    if (label === "video_upload") {
+      const wasComplete = this.receiver.complete;
+      if (wasComplete && (typeof data === "string" || data.byteLength > 1)) throw new Error("data after completion");
+      for (const p of this.receiver.push(data)) this.bytes.push(p.slice());
+      if (!wasComplete && this.receiver.complete) {
+        if (this.behaviour.onComplete) this.behaviour.onComplete(this);
+        else if (!this.behaviour.silent) void this.process();
+      }
+      return;
+    }
+    if (typeof data === "string") {
+      const msg = JSON.parse(data) as { ack?: number };
+      if (typeof msg.ack === "number") {
+        this.acks.push(msg.ack);
+        for (const w of this.#ackWaiters.splice(0)) w();
+      }
+    }
+  }
+  lastAck(): number {
+    return this.acks.length ? Math.max(...this.acks) : 0;
+  }
+  async send(frameId: number, output: WebRTCOutput, gzip = false): Promise<void> {
+    const ch = this.peer!.channels.get("inference")!;
+    for (const m of await encodeResultMessage(frameId, output, { gzip })) ch.receive(m);
+  }
+  async process(): Promise<void> {
+    const n = this.behaviour.frames ?? 5;
+    for (let k = 1; k <= n; k++) {
+      while (this.acks.length > 0 && k > this.lastAck() + 1) {
+        await new Promise<void>((r) => this.#ackWaiters.push(r));
+      }
+      if (this.acks.length > 0) this.maxAhead = Math.max(this.maxAhead, k - this.lastAck());
+      this.produced = k;
+      if (this.behaviour.frameDelayMs) await new Promise((r) => setTimeout(r, this.behaviour.frameDelayMs));
+      await this.send(
+        k,
+        {
+          serialized_output_data: { count: k },
+          video_metadata: { frame_id: k },
+          errors: [],
+          processing_complete: false,
+          termination_reason: null,
+        },
+        this.behaviour.gzip ?? false,
+      );
+    }
+    await this.send(n + 1, {
+      serialized_output_data: null,
+      video_metadata: { frame_id: n },
+      errors: [],
+      processing_complete: true,
+      termination_reason: null,
+    });
+  }
+}
+
+function bytesSource(size: number) {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 31 + 7) & 0xff;
+  return {
+    data,
+    source: {
+      size,
+      name: "clip.mp4",
+      stream: () => new Blob([data]).stream() as ReadableStream<Uint8Array>,
+    },
+  };
+}
+
+function answerFetch(calls: Array<{ url: string; body: unknown }>, status = 200, body?: unknown) {
+  return async (url: string, init?: RequestInit): Promise<Response> => {
+    calls.push({ url, body: init?.body ? JSON.parse(String(init.body)) : null });
+    return new Response(
+      JSON.stringify(
+        body ?? { status: "success", context: { request_id: null, pipeline_id: null }, sdp: "v=0 fake-answer", type: "answer" },
+      ),
+      { status, headers: { "content-type": "application/json" } },
+    );
+  };
+}
+
+function setup(size: number, behaviour: ServerBehaviour = {}, extra: Partial<SessionOptions> = {}) {
+  const server = new FakeServer(behaviour);
+  const peers: FakePeer[] = [];
+  const calls: Array<{ url: string; body: unknown }> = [];
+  const { data, source } = bytesSource(size);
+  const options: SessionOptions = {
+    apiUrl: "http://127.0.0.1:9001",
+    workflow: "motion",
+    workspace: "local",
+    dataOutput: ["*"],
+    source,
+    fetch: answerFetch(calls),
+    createPeer: () => {
+      const p = new FakePeer(server);
+      peers.push(p);
+      return p;
+    },
+    keepalive: { intervalMs: 20, maxMissed: 3 },
+    ...extra,
+  };
+  return { server, peers, calls, data, options };
+}
+
+describe("startSession", () => {
+  it("creates channels in protocol order, uploads byte-exact, yields every result, ACKs after consumption", async () => {
+    const { server, peers, calls, data, options } = setup(300_000, { frames: 6 });
+    const session = await startSession(options);
+    expect(peers[0]!.created).toEqual(["inference", "video_upload"]);
+    expect(calls[0]!.url).toBe("http://127.0.0.1:9001/initialise_webrtc_worker");
+    const body = calls[0]!.body as Record<string, unknown>;
+    expect(body.stream_output).toEqual([]);
+    expect(body.data_output).toEqual(["*"]);
+    expect(body.webrtc_realtime_processing).toBe(false);
+    const ids: number[] = [];
+    for await (const r of session) {
+      // the result being handled is never ACKed yet
+      expect(server.lastAck()).toBeLessThan(r.frameId);
+      ids.push(r.frameId);
+    }
+    expect(ids).toEqual([1, 2, 3, 4, 5, 6]);
+    const summary = await session.done;
+    expect(summary.framesProcessed).toBe(6);
+    expect(summary.resultsReceived).toBe(6);
+    expect(summary.terminationReason).toBeNull();
+    expect(server.received).toEqual(data);
+    expect((await session.uploaded).bytes).toBe(300_000);
+    // ACKs are cumulative and monotonic (the last ones may still be queued when the peer closes).
+    expect(server.acks).toEqual([...server.acks].sort((a, b) => a - b));
+    expect(new Set(server.acks).size).toBe(server.acks.length);
+    expect(peers[0]!.closed).toBe(true);
+  });
+
+  it("a slow consumer paces the server: never more than one frame ahead, nothing lost", async () => {
+    const { server, options } = setup(100_000, { frames: 12, gzip: true, frameDelayMs: 2 });
+    const session = await startSession(options);
+    const seen: number[] = [];
+    await session.run({
+      onData: async (r) => {
+        seen.push(r.frameId);
+        await new Promise((res) => setTimeout(res, 15));
+        // Not ACKed while the consumer still holds it (an early ACK would have arrived by now).
+        expect(server.lastAck()).toBeLessThan(r.frameId);
+      },
+    });
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    // Before the first ACK the server is unpaced (protocol §4.3); after it, window 1.
+    expect(server.acks.length).toBeGreaterThan(0);
+    expect(server.maxAhead).toBe(1);
+    expect(server.produced).toBe(12);
+  });
+
+  it("adds a recv-only video transceiver first when video is wanted", async () => {
+    const { peers, options } = setup(10_000, { frames: 1 }, { streamOutput: ["annotated"] });
+    const session = await startSession(options);
+    expect(peers[0]!.created).toEqual(["video", "inference", "video_upload"]);
+    await session.run();
+  });
+
+  it("reports upload progress up to the whole file", async () => {
+    const seen: number[] = [];
+    const { options } = setup(500_000, { frames: 1 }, { onUploadProgress: (p) => seen.push(p.bytesUploaded) });
+    const session = await startSession(options);
+    await session.run();
+    expect(seen.length).toBeGreaterThan(0);
+    expect(Math.max(...seen)).toBe(500_000);
+  });
+
+  it("refuses an empty source before creating a peer", async () => {
+    const { peers, options } = setup(0);
+    await expect(startSession(options)).rejects.toMatchObject({ code: "EMPTY_FILE" });
+    expect(peers).toHaveLength(0);
+  });
+
+  it("maps a signalling error and closes the peer", async () => {
+    const calls: Array<{ url: string; body: unknown }> = [];
+    const { peers, options } = setup(10_000, {}, {
+      fetch: answerFetch(calls, 404, { message: "Workflow nope not found", error_type: "NotFound" }),
+    });
+    const err = await startSession(options).catch((e) => e);
+    expect(VidrtcError.hasCode(err, "NOT_FOUND")).toBe(true);
+    expect(String(err.message)).toContain("Workflow nope not found");
+    expect(peers[0]!.closed).toBe(true);
+  });
+
+  it("aborts mid-upload within a bound", async () => {
+    const controller = new AbortController();
+    const { peers, options } = setup(8 * 1024 * 1024, { silent: true }, { signal: controller.signal });
+    // Slow drain so the upload is still running.
+    const session = await startSession(options);
+    peers[0]!.channels.get("video_upload")!.setDrainRate(64 * 1024, 5);
+    setTimeout(() => controller.abort(), 30);
+    const t0 = Date.now();
+    const err = await session.done.catch((e) => e);
+    expect(VidrtcError.hasCode(err, "ABORTED")).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await expect(session.uploaded).rejects.toMatchObject({ code: "ABORTED" });
+    expect(peers[0]!.closed).toBe(true);
+  });
+
+  it("a result channel closing early is a typed error for the consumer", async () => {
+    const { peers, options } = setup(10_000, { onComplete: () => peers[0]!.channels.get("inference")!.close() });
+    const session = await startSession(options);
+    const err = await (async () => {
+      for await (const _ of session) {
+        // none
+      }
+    })().catch((e) => e);
+    expect(VidrtcError.hasCode(err, "CHANNEL_CLOSED")).toBe(true);
+  });
+
+  it("no results after the upload ends in NO_RESULTS_TIMEOUT", async () => {
+    const { options } = setup(10_000, { silent: true }, { timeouts: { result: 100 } });
+    const session = await startSession(options);
+    await expect(session.done).rejects.toMatchObject({ code: "NO_RESULTS_TIMEOUT" });
+  });
+
+  it("a server-side failure with a termination reason rejects with the server's message", async () => {
+    const { options } = setup(10_000, {
+      onComplete: (s) => {
+        void (async () => {
+          await s.send(1, {
+            serialized_output_data: null,
+            video_metadata: null,
+            errors: ["The uploaded file is not a decodable video"],
+            processing_complete: false,
+            termination_reason: "processing_error",
+          });
+          await s.send(1, {
+            serialized_output_data: null,
+            video_metadata: { frame_id: 0 },
+            errors: ["The uploaded file is not a decodable video"],
+            processing_complete: true,
+            termination_reason: "processing_error",
+          });
+        })();
+      },
+    });
+    const session = await startSession(options);
+    const results: unknown[] = [];
+    const err = await session.run({ onData: (r) => results.push(r) }).catch((e) => e);
+    expect(VidrtcError.hasCode(err, "PROCESSING_FAILED")).toBe(true);
+    expect(err.message).toContain("not a decodable video");
+    expect(results).toHaveLength(1);
+  });
+
+  it("breaking out of iteration closes the session without an error", async () => {
+    const { peers, options } = setup(10_000, { frames: 5 });
+    const session = await startSession(options);
+    for await (const r of session) {
+      if (r.frameId === 2) break;
+    }
+    expect(peers[0]!.closed).toBe(true);
+    await expect(session.done).rejects.toMatchObject({ code: "ABORTED" });
+  });
+
+  it("fetches TURN servers for Roboflow-hosted URLs and sends them to both sides", async () => {
+    const calls: Array<{ url: string; body: unknown }> = [];
+    const turn = [{ urls: "turn:turn.example.invalid:3478", username: "u", credential: "c" }];
+    const answer = answerFetch(calls);
+    const seenIce: unknown[] = [];
+    const { options } = setup(10_000, { frames: 1 }, {
+      apiUrl: "https://serverless.roboflow.com",
+      apiKey: "KEY",
+      fetch: async (url, init) => {
+        if (url.includes("webrtc_turn_config")) {
+          calls.push({ url, body: null });
+          return new Response(JSON.stringify(turn), { status: 200 });
+        }
+        return answer(url, init);
+      },
+    });
+    const base = options.createPeer;
+    options.createPeer = (config) => {
+      seenIce.push(config.iceServers);
+      return base(config);
+    };
+    const session = await startSession(options);
+    await session.run();
+    expect(calls[0]!.url).toContain("webrtc_turn_config?api_key=KEY");
+    const normalised = [{ urls: ["turn:turn.example.invalid:3478"], username: "u", credential: "c" }];
+    expect(seenIce[0]).toEqual(normalised);
+    expect((calls[1]!.body as { webrtc_config: unknown }).webrtc_config).toEqual({ iceServers: normalised });
+  });
+});

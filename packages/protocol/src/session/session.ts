@@ -1,0 +1,622 @@
+/**
+ * The transport-agnostic session: offer -> POST -> answer -> upload -> results, written once
+ * against `PeerConnectionLike` / `DataChannelLike` so the Node and browser bindings share it.
+ */
+import type { DataChannelLike } from "../channel.js";
+import {
+  DEFAULT_KEEPALIVE_INTERVAL_MS,
+  DEFAULT_KEEPALIVE_MAX_MISSED,
+  DEFAULT_STALL_TIMEOUT_MS,
+  MAX_UPLOAD_BYTES,
+  RESULT_CHANNEL_LABEL,
+  UPLOAD_CHANNEL_LABEL,
+  UPLOAD_CHUNK_SIZE,
+  UPLOAD_HEADER_SIZE,
+} from "../constants.js";
+import { VidrtcError, abortError, throwIfAborted } from "../errors.js";
+import { Keepalive } from "../keepalive.js";
+import { AckTracker, ResultDeframer, type ResultMessage, decodeResultPayload, toResultMessage } from "../results.js";
+import {
+  DEFAULT_SIGNALING_TIMEOUT_MS,
+  type FetchLike,
+  type InitialiseOptions,
+  fetchTurnConfig,
+  isRoboflowHostedUrl,
+  postInitialise,
+} from "../signalling.js";
+import { type SinkProgress, createChannelSink } from "../sink.js";
+import { createUploadStream, totalChunksFor, validateUploadSize } from "../upload.js";
+import type { IceServerLike, PeerConnectionLike, PeerConnectionState } from "./peer.js";
+
+/** What the session uploads: a known size and a lazily read byte stream. */
+export interface UploadSourceLike {
+  /** Size in bytes; must be known before the first chunk (it is in every header). */
+  readonly size: number;
+  /** A name for logs and errors (file name). */
+  readonly name?: string;
+  /** A fresh stream of the file's bytes, read lazily. Called once per session. */
+  stream(): ReadableStream<Uint8Array>;
+}
+
+/** Upload progress, counted in file bytes. */
+export interface UploadProgress {
+  /** File bytes handed to the data channel. */
+  bytesUploaded: number;
+  /** File bytes the transport has actually sent on (handed over minus still buffered). */
+  bytesDelivered: number;
+  totalBytes: number;
+  chunksUploaded: number;
+  totalChunks: number;
+  /** Delivery rate over the upload so far, in bytes per second. */
+  bytesPerSecond: number;
+  /** Estimated seconds until delivered, or null before a rate is known. */
+  etaSeconds: number | null;
+  elapsedMs: number;
+}
+
+/** Resolved by `session.uploaded`. */
+export interface UploadSummary {
+  bytes: number;
+  chunks: number;
+  durationMs: number;
+  bytesPerSecond: number;
+}
+
+/** Resolved by `session.done`. */
+export interface SessionSummary {
+  /** Frames the server reports as processed (the `processing_complete` metadata frame id). */
+  framesProcessed: number;
+  /** Result messages delivered to the consumer. */
+  resultsReceived: number;
+  /** `null` on a normal end, `"timeout_reached"` when the server's processing timeout passed. */
+  terminationReason: string | null;
+  upload: UploadSummary | null;
+  durationMs: number;
+}
+
+/** Bounds on every wait of a session, in milliseconds. */
+export interface SessionTimeouts {
+  /** Complete ICE gathering before the offer is sent. Default 5000. */
+  iceGathering?: number;
+  /** The signalling POST. Default 90000 (the hosted API itself waits up to 60 s for a worker). */
+  signalling?: number;
+  /** Both data channels open after the answer. Default 20000. */
+  channelOpen?: number;
+  /** Nothing drained on the upload channel while data is queued. Default 30000. */
+  uploadStall?: number;
+  /** No result message after the upload completed, or between two results. Default 120000. */
+  result?: number;
+}
+
+/** Options of {@link startSession}. */
+export interface SessionOptions extends InitialiseOptions {
+  /** Base URL of the inference server, e.g. `http://127.0.0.1:9001`. */
+  apiUrl: string;
+  /** The file to upload. */
+  source: UploadSourceLike;
+  /** Builds the peer connection for this runtime (werift in Node, RTCPeerConnection in browsers). */
+  createPeer: (config: { iceServers: IceServerLike[] }) => PeerConnectionLike;
+  /** Cancels the session at any point; the session rejects with code `ABORTED`. */
+  signal?: AbortSignal;
+  /** Upload progress, throttled. */
+  onUploadProgress?: (progress: UploadProgress) => void;
+  /** `fetch` to use for signalling (defaults to the global one). */
+  fetch?: FetchLike;
+  /** Upload size cap; default 512 MiB as on Roboflow's server. */
+  maxUploadBytes?: number;
+  /** Fetch TURN servers for Roboflow-hosted URLs when no `iceServers` are given. Default true. */
+  autoTurn?: boolean;
+  timeouts?: SessionTimeouts;
+  /** Upload sink tuning. */
+  sink?: { highWaterMark?: number; lowWaterMark?: number; pollIntervalMs?: number };
+  /** Keepalive tuning, or `false` to disable pings. */
+  keepalive?: { intervalMs?: number; maxMissed?: number } | false;
+  /** Log hook for diagnostics. */
+  onLog?: (message: string) => void;
+}
+
+const DEFAULTS = {
+  iceGathering: 5_000,
+  signalling: DEFAULT_SIGNALING_TIMEOUT_MS,
+  channelOpen: 20_000,
+  uploadStall: DEFAULT_STALL_TIMEOUT_MS,
+  result: 120_000,
+};
+
+type Waiter = { resolve: (r: IteratorResult<ResultMessage>) => void; reject: (e: unknown) => void };
+
+/**
+ * A running session. Iterate it (`for await (const result of session)`) or call `run()`;
+ * each result is acknowledged to the server only after the consumer is done with it, so a
+ * slow consumer slows the server and no result is dropped. The session ends on
+ * `processing_complete`, on an error, or on the caller's `AbortSignal`, and always closes
+ * the peer connection.
+ */
+export class InferenceSession implements AsyncIterable<ResultMessage> {
+  /** The peer connection (bindings use it for the returned video track). */
+  readonly peer: PeerConnectionLike;
+  /** Resolves when the whole file has been delivered to the transport. */
+  readonly uploaded: Promise<UploadSummary>;
+  /** Resolves when the server reports `processing_complete`; rejects with the session's error. */
+  readonly done: Promise<SessionSummary>;
+
+  private readonly queue: ResultMessage[] = [];
+  private waiter: Waiter | null = null;
+  private ended: { error: VidrtcError | null } | null = null;
+  private summary: SessionSummary | null = null;
+  private uploadSummary: UploadSummary | null = null;
+  private resultsDelivered = 0;
+  private lastDelivered: number | null = null;
+  private readonly cleanups: Array<() => void> = [];
+  private resolveUploaded!: (s: UploadSummary) => void;
+  private rejectUploaded!: (e: unknown) => void;
+  private resolveDone!: (s: SessionSummary) => void;
+  private rejectDone!: (e: unknown) => void;
+  private readonly startedAt = Date.now();
+  private resultTimer: ReturnType<typeof setTimeout> | null = null;
+  private iterating = false;
+  /** @internal */
+  readonly ack: AckTracker | null;
+
+  /** @internal use {@link startSession}. */
+  constructor(
+    peer: PeerConnectionLike,
+    private readonly resultChannel: DataChannelLike,
+    readonly uploadChannel: DataChannelLike,
+    private readonly options: SessionOptions,
+  ) {
+    this.peer = peer;
+    this.uploaded = new Promise((resolve, reject) => {
+      this.resolveUploaded = resolve;
+      this.rejectUploaded = reject;
+    });
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    // Callers may only await one of them; never report an unhandled rejection for the other.
+    this.uploaded.catch(() => {});
+    this.done.catch(() => {});
+    this.ack = options.realtime ? null : new AckTracker((text) => this.sendControl(text));
+  }
+
+  /** Results in order; ends after `processing_complete`. Only one consumer at a time. */
+  [Symbol.asyncIterator](): AsyncIterator<ResultMessage> {
+    if (this.iterating) throw new VidrtcError("INVALID_OPTIONS", "A session's results can be consumed only once.");
+    this.iterating = true;
+    return {
+      next: () => this.next(),
+      return: async () => {
+        this.markConsumed();
+        this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  /** The results as a `ReadableStream` (pull-driven: reading drives the ACKs). */
+  get readable(): ReadableStream<ResultMessage> {
+    const it = this[Symbol.asyncIterator]();
+    return new ReadableStream<ResultMessage>(
+      {
+        pull: async (controller) => {
+          const r = await it.next();
+          if (r.done) controller.close();
+          else controller.enqueue(r.value);
+        },
+        cancel: async () => {
+          await it.return?.();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
+
+  /**
+   * Consumes every result with callbacks; resolves with the summary at `processing_complete`.
+   * `onData` may be async: the next result (and the server's next frame) waits for it.
+   */
+  async run(handlers: { onData?: (result: ResultMessage) => unknown } = {}): Promise<SessionSummary> {
+    for await (const result of this) {
+      await handlers.onData?.(result);
+    }
+    return this.done;
+  }
+
+  /** Ends the session and releases the peer connection. Idempotent. */
+  close(): void {
+    this.finish(new VidrtcError("ABORTED", "The session was closed before processing completed."), true);
+  }
+
+  /** @internal */
+  get isEnded(): boolean {
+    return this.ended !== null;
+  }
+
+  private async next(): Promise<IteratorResult<ResultMessage>> {
+    this.markConsumed();
+    const queued = this.queue.shift();
+    if (queued) return this.deliver(queued);
+    if (this.ended) {
+      if (this.ended.error && !this.closedByCaller) throw this.ended.error;
+      return { done: true, value: undefined };
+    }
+    return new Promise<IteratorResult<ResultMessage>>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  private closedByCaller = false;
+
+  private deliver(result: ResultMessage): IteratorResult<ResultMessage> {
+    this.resultsDelivered += 1;
+    this.lastDelivered = result.frameId;
+    return { done: false, value: result };
+  }
+
+  /** The consumer asked for the next result (or stopped): the previous one is handled. */
+  private markConsumed(): void {
+    if (this.lastDelivered !== null) {
+      const id = this.lastDelivered;
+      this.lastDelivered = null;
+      if (!this.ended) this.ack?.done(id);
+    }
+  }
+
+  private sendControl(text: string): void {
+    if (this.resultChannel.readyState !== "open") return;
+    try {
+      this.resultChannel.send(text);
+    } catch {
+      // The channel closing is reported through its close event.
+    }
+  }
+
+  /** @internal a decoded result arrived. */
+  pushResult(result: ResultMessage): void {
+    if (this.ended) return;
+    this.armResultTimer();
+    if (result.processingComplete) {
+      const reason = result.terminationReason;
+      if (reason !== null && reason !== "timeout_reached") {
+        const detail = result.errors.length > 0 ? result.errors.join("; ") : `termination reason "${reason}"`;
+        this.finish(
+          new VidrtcError("PROCESSING_FAILED", `The server ended processing: ${detail}.`, {
+            details: { terminationReason: reason, errors: result.errors },
+          }),
+        );
+        return;
+      }
+      this.summary = {
+        framesProcessed: result.metadata?.frame_id ?? Math.max(0, result.frameId - 1),
+        resultsReceived: 0,
+        terminationReason: reason,
+        upload: null,
+        durationMs: 0,
+      };
+      this.finish(null);
+      return;
+    }
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve(this.deliver(result));
+    } else {
+      this.queue.push(result);
+    }
+  }
+
+  private syntheticUploadSummary(): UploadSummary {
+    const bytes = this.options.source.size;
+    const durationMs = Date.now() - this.startedAt;
+    return {
+      bytes,
+      chunks: totalChunksFor(bytes),
+      durationMs,
+      bytesPerSecond: durationMs > 0 ? (bytes * 1000) / durationMs : 0,
+    };
+  }
+
+  /** @internal the upload finished. */
+  uploadFinished(summary: UploadSummary): void {
+    this.uploadSummary = summary;
+    this.resolveUploaded(summary);
+    this.armResultTimer();
+  }
+
+  private armResultTimer(): void {
+    if (this.ended) return;
+    if (this.resultTimer) clearTimeout(this.resultTimer);
+    if (!this.uploadSummary) return; // before the upload completes, the sink's stall timeout applies
+    const ms = this.options.timeouts?.result ?? DEFAULTS.result;
+    this.resultTimer = setTimeout(() => {
+      this.fail(
+        new VidrtcError(
+          "NO_RESULTS_TIMEOUT",
+          `No result from the server for ${Math.round(ms / 1000)} s after the upload. The server may have rejected the file silently; check the server's logs, or raise timeouts.result for slow workflows.`,
+        ),
+      );
+    }, ms);
+    unrefTimer(this.resultTimer);
+  }
+
+  /** @internal register a cleanup step run when the session ends. */
+  onCleanup(fn: () => void): void {
+    if (this.ended) fn();
+    else this.cleanups.push(fn);
+  }
+
+  /** @internal end the session with an error (first error wins). */
+  fail(error: unknown): void {
+    this.finish(toVidrtcError(error));
+  }
+
+  private finish(error: VidrtcError | null, byCaller = false): void {
+    if (this.ended) return;
+    this.ended = { error };
+    this.closedByCaller = byCaller;
+    if (this.resultTimer) clearTimeout(this.resultTimer);
+    for (const fn of this.cleanups.splice(0)) {
+      try {
+        fn();
+      } catch {
+        // cleanup is best effort
+      }
+    }
+    this.peer.close();
+    if (!this.uploadSummary) {
+      if (error) this.rejectUploaded(error);
+      // processing_complete implies the server holds the whole file
+      else this.uploadFinished(this.syntheticUploadSummary());
+    }
+    if (error) {
+      this.rejectDone(error);
+    } else {
+      const s = this.summary!;
+      s.upload = this.uploadSummary;
+      s.resultsReceived = this.resultsDelivered + this.queue.length;
+      s.durationMs = Date.now() - this.startedAt;
+      this.resolveDone(s);
+    }
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      if (error && !byCaller) w.reject(error);
+      else w.resolve({ done: true, value: undefined });
+    }
+  }
+}
+
+function toVidrtcError(error: unknown): VidrtcError {
+  if (VidrtcError.isInstance(error)) return error;
+  return new VidrtcError("CONNECTION_FAILED", `Unexpected failure: ${String((error as Error)?.message ?? error)}`, {
+    cause: error,
+  });
+}
+
+function unrefTimer(timer: unknown): void {
+  (timer as { unref?: () => void }).unref?.();
+}
+
+/** Waits for `channel` to open, bounded; rejects on close, peer failure or abort. */
+function waitForOpen(
+  channel: DataChannelLike,
+  peer: PeerConnectionLike,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (channel.readyState === "open") return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const offs: Array<() => void> = [];
+    const done = (err?: unknown) => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () =>
+        done(
+          new VidrtcError(
+            "CHANNEL_OPEN_TIMEOUT",
+            `The "${channel.label}" data channel did not open within ${timeoutMs} ms. The server answered but no WebRTC connection formed: check that the server's ICE candidates are reachable (firewall, TURN).`,
+          ),
+        ),
+      timeoutMs,
+    );
+    offs.push(channel.on("open", () => done()));
+    offs.push(
+      channel.on("close", () =>
+        done(new VidrtcError("CHANNEL_CLOSED", `The "${channel.label}" data channel closed before it opened.`)),
+      ),
+    );
+    offs.push(
+      peer.onConnectionStateChange((state) => {
+        if (state === "failed" || state === "closed")
+          done(new VidrtcError("CONNECTION_FAILED", `The WebRTC connection ${state} before the channels opened.`));
+      }),
+    );
+    if (signal) {
+      const onAbort = () => done(abortError(signal, "session"));
+      signal.addEventListener("abort", onAbort, { once: true });
+      offs.push(() => signal.removeEventListener("abort", onAbort));
+    }
+  });
+}
+
+/**
+ * Starts a session: validates the source, creates the peer connection and channels in the
+ * protocol's order, gathers ICE, posts the offer, applies the answer, waits for the channels,
+ * then starts the upload and the keepalive. Resolves once the upload has started; results are
+ * then consumed from the returned session.
+ */
+export async function startSession(options: SessionOptions): Promise<InferenceSession> {
+  const { signal, source } = options;
+  const timeouts = { ...DEFAULTS, ...options.timeouts };
+  throwIfAborted(signal, "session");
+  validateUploadSize(source.size, options.maxUploadBytes ?? MAX_UPLOAD_BYTES);
+
+  let iceServers = options.iceServers ?? [];
+  if (!options.iceServers && options.autoTurn !== false && options.apiKey && isRoboflowHostedUrl(options.apiUrl)) {
+    try {
+      iceServers = await fetchTurnConfig(options.apiKey, { fetch: options.fetch, signal });
+    } catch (error) {
+      // As in Roboflow's SDKs: without TURN the session may still connect directly.
+      throwIfAborted(signal, "session");
+      options.onLog?.(`TURN configuration unavailable, continuing without TURN: ${(error as Error).message}`);
+    }
+  }
+  const wantVideo = Array.isArray(options.streamOutput) ? options.streamOutput.length > 0 : options.streamOutput === null;
+  const initOptions: InitialiseOptions = { ...options, iceServers };
+
+  const peer = options.createPeer({ iceServers });
+  let session: InferenceSession | null = null;
+  try {
+    if (wantVideo) peer.addVideoReceiver();
+    const resultChannel = peer.createDataChannel(RESULT_CHANNEL_LABEL);
+    const uploadChannel = peer.createDataChannel(UPLOAD_CHANNEL_LABEL);
+    session = new InferenceSession(peer, resultChannel, uploadChannel, options);
+    const s = session;
+    wireResults(s, resultChannel, options);
+    wireLifecycle(s, peer, resultChannel, uploadChannel);
+
+    const offer = await peer.createOffer({ timeoutMs: timeouts.iceGathering, signal });
+    const answer = await postInitialise(options.apiUrl, offer, initOptions, {
+      fetch: options.fetch,
+      signal,
+      timeoutMs: timeouts.signalling,
+    });
+    throwIfAborted(signal, "session");
+    await peer.setAnswer(answer);
+    await Promise.all([
+      waitForOpen(resultChannel, peer, timeouts.channelOpen, signal),
+      waitForOpen(uploadChannel, peer, timeouts.channelOpen, signal),
+    ]);
+    throwIfAborted(signal, "session");
+    if (s.isEnded) await s.done; // rethrows the error that ended it during setup
+
+    if (options.keepalive !== false) {
+      const keepalive = new Keepalive(uploadChannel, {
+        intervalMs: options.keepalive?.intervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
+        maxMissed: options.keepalive?.maxMissed ?? DEFAULT_KEEPALIVE_MAX_MISSED,
+        onLost: (error) => s.fail(error),
+      });
+      keepalive.start();
+      s.onCleanup(() => keepalive.stop());
+    }
+    if (signal) {
+      const onAbort = () => s.fail(abortError(signal, "session"));
+      signal.addEventListener("abort", onAbort, { once: true });
+      s.onCleanup(() => signal.removeEventListener("abort", onAbort));
+    }
+    startUpload(s, uploadChannel, options, timeouts.uploadStall);
+    return s;
+  } catch (error) {
+    const err = signal?.aborted ? abortError(signal, "session") : toVidrtcError(error);
+    if (session) session.fail(err);
+    else peer.close();
+    throw err;
+  }
+}
+
+function wireResults(session: InferenceSession, channel: DataChannelLike, options: SessionOptions): void {
+  const deframer = new ResultDeframer();
+  let chain: Promise<void> = Promise.resolve();
+  const off = channel.on("message", ({ data }) => {
+    if (typeof data === "string") {
+      options.onLog?.(`ignoring a text message on the result channel (${data.length} chars)`);
+      return;
+    }
+    let frame: { frameId: number; payload: Uint8Array } | null;
+    try {
+      frame = deframer.push(data);
+    } catch (error) {
+      session.fail(error);
+      return;
+    }
+    if (!frame) return;
+    const { frameId, payload } = frame;
+    chain = chain
+      .then(() => decodeResultPayload(payload))
+      .then((output) => session.pushResult(toResultMessage(frameId, output)))
+      .catch((error) => session.fail(error));
+  });
+  session.onCleanup(off);
+}
+
+function wireLifecycle(
+  session: InferenceSession,
+  peer: PeerConnectionLike,
+  resultChannel: DataChannelLike,
+  uploadChannel: DataChannelLike,
+): void {
+  const onState = (state: PeerConnectionState) => {
+    if (state === "failed" || state === "closed")
+      session.fail(
+        new VidrtcError("CONNECTION_FAILED", `The WebRTC connection to the server ${state} before processing completed.`),
+      );
+  };
+  session.onCleanup(peer.onConnectionStateChange(onState));
+  for (const channel of [resultChannel, uploadChannel]) {
+    session.onCleanup(
+      channel.on("close", () =>
+        session.fail(
+          new VidrtcError(
+            "CHANNEL_CLOSED",
+            `The "${channel.label}" data channel closed before processing completed. The server may have stopped or rejected the session.`,
+          ),
+        ),
+      ),
+    );
+  }
+}
+
+function startUpload(
+  session: InferenceSession,
+  channel: DataChannelLike,
+  options: SessionOptions,
+  stallTimeoutMs: number,
+): void {
+  const { source } = options;
+  const totalBytes = source.size;
+  const totalChunks = totalChunksFor(totalBytes, UPLOAD_CHUNK_SIZE);
+  const wireTotal = totalBytes + totalChunks * UPLOAD_HEADER_SIZE;
+  const controller = new AbortController();
+  session.onCleanup(() => controller.abort(new VidrtcError("ABORTED", "The session ended during the upload.")));
+  const started = Date.now();
+  const toProgress = (p: SinkProgress): UploadProgress => {
+    const bytesUploaded = Math.max(0, p.bytesSent - p.messagesSent * UPLOAD_HEADER_SIZE);
+    const bytesDelivered = Math.min(totalBytes, Math.round((p.bytesDrained * totalBytes) / wireTotal));
+    const rate = (p.bytesPerSecond * totalBytes) / wireTotal;
+    return {
+      bytesUploaded,
+      bytesDelivered,
+      totalBytes,
+      chunksUploaded: p.messagesSent,
+      totalChunks,
+      bytesPerSecond: rate,
+      etaSeconds: rate > 0 ? (totalBytes - bytesDelivered) / rate : null,
+      elapsedMs: p.elapsedMs,
+    };
+  };
+  const sink = createChannelSink(channel, {
+    ...options.sink,
+    stallTimeoutMs,
+    signal: controller.signal,
+    onProgress: options.onUploadProgress ? (p) => options.onUploadProgress?.(toProgress(p)) : undefined,
+  });
+  createUploadStream(source.stream(), totalBytes, { maxBytes: options.maxUploadBytes ?? MAX_UPLOAD_BYTES })
+    .pipeTo(sink, { signal: controller.signal })
+    .then(
+      () => {
+        const durationMs = Date.now() - started;
+        session.uploadFinished({
+          bytes: totalBytes,
+          chunks: totalChunks,
+          durationMs,
+          bytesPerSecond: durationMs > 0 ? (totalBytes * 1000) / durationMs : totalBytes * 1000,
+        });
+      },
+      (error) => session.fail(error),
+    );
+}
