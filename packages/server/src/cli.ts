@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+/**
+ * `vidrtc-server`: starts the local inference server from a shell.
+ */
+import { Command, InvalidArgumentError } from "commander";
+import { createConsoleLogger } from "./log.js";
+import { checkFfmpeg } from "./media/probe.js";
+import { createServer, SERVER_VERSION } from "./server.js";
+
+const int = (name: string, min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new InvalidArgumentError(`${name} must be an integer >= ${min}.`);
+  return n;
+};
+
+const positiveNumber = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number.`);
+  return n;
+};
+
+const list = (value: string, previous: string[] = []) => [
+  ...previous,
+  ...value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
+
+interface CliOptions {
+  host: string;
+  port: number;
+  maxSessions: number;
+  maxUploadMb: number;
+  idleTimeout: number;
+  gzip: boolean;
+  staticDir?: string;
+  verbose?: boolean;
+  iceHost?: string[];
+  iceInterfaces?: boolean;
+  iceServer?: string[];
+  apiKey?: string;
+  ffmpeg?: string;
+  ffprobe?: string;
+  tempDir?: string;
+}
+
+/** Runs the CLI with `argv` (as `process.argv`). Resolves once the server is listening. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = new Command()
+    .name("vidrtc-server")
+    .description(
+      "Local inference server speaking Roboflow's WebRTC video-upload protocol (POST /initialise_webrtc_worker).",
+    )
+    .version(SERVER_VERSION)
+    .option("--host <host>", "interface to listen on", "127.0.0.1")
+    .option("--port <port>", "TCP port (0 = any free port)", int("--port", 0), 9001)
+    .option("--max-sessions <n>", "concurrent sessions; more get HTTP 429", int("--max-sessions", 1), 4)
+    .option("--max-upload-mb <n>", "largest upload in MiB", positiveNumber("--max-upload-mb"), 512)
+    .option(
+      "--idle-timeout <seconds>",
+      "end a session whose upload makes no progress for this long",
+      positiveNumber("--idle-timeout"),
+      30,
+    )
+    .option("--no-gzip", "never gzip result messages (the browser SDK v0.1.13 cannot read gzip)")
+    .option("--static-dir <dir>", "serve this directory at / (e.g. the demo page)")
+    .option(
+      "--ice-host <address...>",
+      "host candidate address(es) for WebRTC (default 127.0.0.1; give a LAN address for other machines)",
+      list,
+    )
+    .option("--ice-interfaces", "also offer host candidates on every non-loopback IPv4 interface (LAN)")
+    .option(
+      "--ice-server <url...>",
+      "STUN/TURN server URL(s) for the server's peers (default: none, host candidates only)",
+      list,
+    )
+    .option("--api-key <key>", "require this API key (body api_key or Authorization: Bearer)")
+    .option("--temp-dir <dir>", "directory for uploads (default: a fresh one under the system temp dir)")
+    .option("--ffmpeg <path>", "ffmpeg executable", undefined)
+    .option("--ffprobe <path>", "ffprobe executable", undefined)
+    .option("-v, --verbose", "log more detail per session");
+  program.parse(argv);
+  const opts = program.opts<CliOptions>();
+  const logger = createConsoleLogger({ verbose: opts.verbose ?? false });
+
+  const tools = await checkFfmpeg({
+    ...(opts.ffmpeg ? { ffmpegPath: opts.ffmpeg } : {}),
+    ...(opts.ffprobe ? { ffprobePath: opts.ffprobe } : {}),
+  });
+  if (!tools.ok) {
+    process.stderr.write(`vidrtc-server: ffmpeg/ffprobe are required to decode uploads.\n${tools.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  logger.debug(`ffmpeg ${tools.ffmpegVersion}`);
+
+  const server = createServer({
+    host: opts.host,
+    port: opts.port,
+    maxSessions: opts.maxSessions,
+    maxUploadBytes: Math.floor(opts.maxUploadMb * 1024 * 1024),
+    idleTimeoutMs: Math.round(opts.idleTimeout * 1000),
+    gzip: opts.gzip,
+    logger,
+    ...(opts.staticDir ? { staticDir: opts.staticDir } : {}),
+    ...(opts.iceHost && opts.iceHost.length > 0 ? { iceHostAddresses: opts.iceHost } : {}),
+    ...(opts.iceInterfaces ? { iceUseInterfaceAddresses: true } : {}),
+    ...(opts.iceServer && opts.iceServer.length > 0
+      ? { iceServers: opts.iceServer.map((urls) => ({ urls })) }
+      : {}),
+    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
+    ...(opts.ffmpeg ? { ffmpegPath: opts.ffmpeg } : {}),
+    ...(opts.ffprobe ? { ffprobePath: opts.ffprobe } : {}),
+  });
+  let address: Awaited<ReturnType<typeof server.listen>>;
+  try {
+    address = await server.listen();
+  } catch (error) {
+    process.stderr.write(
+      `vidrtc-server: could not listen on ${opts.host}:${opts.port}: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(
+    `vidrtc-server ${SERVER_VERSION} ready: ${address.url}  (POST ${address.url}/initialise_webrtc_worker)\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info(`${signal}: shutting down`);
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+main().catch((error) => {
+  process.stderr.write(`vidrtc-server: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,35 @@
+/**
+ * @vidrtc/server: a local inference server that speaks Roboflow's WebRTC video-upload protocol.
+ * `createServer(options).listen()` starts it; the `vidrtc-server` bin does the same from a shell.
+ */
+export {
+  type ConsoleLoggerOptions,
+  createConsoleLogger,
+  prefixLogger,
+  type ServerLogger,
+  silentLogger,
+} from "./log.js";
+export type { VideoInfo } from "./media/probe.js";
+export { checkFfmpeg } from "./media/probe.js";
+export type {
+  InitialiseRequest,
+  RequestIceServer,
+  ValidationIssue,
+  WorkflowConfiguration,
+} from "./request.js";
+export {
+  buildPeerConfig,
+  createServer,
+  type ListeningAddress,
+  LOOPBACK_STUN_URL,
+  SERVER_VERSION,
+  type ServerOptions,
+  type VidrtcServer,
+} from "./server.js";
+export type { SessionEvent } from "./session.js";
+export {
+  BUILTIN_WORKFLOWS,
+  resolveWorkflow,
+  type WorkflowDefinition,
+  type WorkflowOutputSpec,
+} from "./workflows/index.js";
