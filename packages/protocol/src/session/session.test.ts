@@ -380,4 +380,23 @@ describe("startSession", () => {
     expect(seenIce[0]).toEqual(normalised);
     expect((calls[1]!.body as { webrtc_config: unknown }).webrtc_config).toEqual({ iceServers: normalised });
   });
+
+  it("goes on without TURN when the TURN lookup fails, as Roboflow's SDKs do", async () => {
+    const calls: Array<{ url: string; body: unknown }> = [];
+    const answer = answerFetch(calls);
+    const logs: string[] = [];
+    const { options } = setup(10_000, { frames: 1 }, {
+      apiUrl: "https://serverless.roboflow.com",
+      apiKey: "KEY",
+      onLog: (m) => logs.push(m),
+      fetch: async (url, init) => {
+        if (url.includes("webrtc_turn_config")) return new Response("nope", { status: 500 });
+        return answer(url, init);
+      },
+    });
+    const session = await startSession(options);
+    await session.run();
+    expect(logs.join("\n")).toContain("continuing without TURN");
+    expect((calls[0]!.body as { webrtc_config: unknown }).webrtc_config).toBeNull();
+  });
 });
