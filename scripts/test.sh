@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Run every check vidrtc has, from a fresh clone: the command CI runs.
+#
+#   bash scripts/test.sh                          # everything
+#   bash scripts/test.sh --filter=@vidrtc/protocol  # extra args go to `turbo run test`
+#
+# 1. scripts/setup.sh --no-build (installs whatever is missing; needs the network).
+# 2. Re-runs itself inside scripts/netns-run.sh (only loopback up: nothing can leave the
+#    machine), then: build, lint (biome), typecheck, publint, and all tests (turbo ->
+#    vitest in every package, including the WebRTC and Chromium e2e tests).
+# Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
+#
+# Environment: VIDRTC_SKIP_SETUP=1 skips step 1; VIDRTC_TEST_TIMEOUT (seconds, default
+# 4200) bounds the test step; VIDRTC_OFFLINE=1 installs from the pnpm store only.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$VIDRTC_ROOT"
+
+if [[ "${VIDRTC_TEST_PHASE:-}" != "inner" || "${VIDRTC_NETNS:-}" != "1" ]]; then
+  if [[ "${VIDRTC_SKIP_SETUP:-}" != "1" ]]; then
+    bash scripts/setup.sh --no-build </dev/null
+  fi
+  export VIDRTC_TEST_PHASE=inner
+  exec bash scripts/netns-run.sh bash scripts/test.sh "$@" </dev/null
+fi
+
+# ---- inside the isolated namespace ----------------------------------------
+log test "network namespace: $(readlink /proc/self/ns/net); interfaces up: $(ip -o link show up | awk -F': ' '{ sub(/@.*/, "", $2); printf "%s ", $2 }')"
+
+turbo=(pnpm exec turbo run --env-mode=loose --continue=always)
+test_log="$(mktemp "${TMPDIR:-/tmp}/vidrtc-test.XXXXXX.log")"
+trap 'rm -f "$test_log"' EXIT
+
+step_names=()
+step_results=()
+step_times=()
+
+# run_step NAME COMMAND... -- run one step, record ok/FAIL and its duration.
+run_step() {
+  local name="$1"
+  shift
+  local start end rc
+  log test "==== $name: $* ===="
+  start=$(date +%s)
+  set +e
+  "$@"
+  rc=$?
+  set -e
+  end=$(date +%s)
+  step_names+=("$name")
+  step_times+=("$((end - start))s")
+  if ((rc == 0)); then
+    step_results+=("ok")
+  else
+    step_results+=("FAIL(rc=$rc)")
+  fi
+  log test "==== $name: $([[ $rc == 0 ]] && echo ok || echo "FAILED (exit $rc)") in $((end - start))s ===="
+}
+
+# All tests, output kept for the summary. Serial: 2 cores, and throughput tests must not compete.
+run_tests() {
+  timeout --signal=TERM --kill-after=60 "${VIDRTC_TEST_TIMEOUT:-4200}" \
+    "${turbo[@]}" --log-order=stream --concurrency=1 test "$@" 2>&1 | tee "$test_log"
+  local rc="${PIPESTATUS[0]}"
+  if ((rc == 124 || rc == 137)); then
+    log test "the test step did not finish within ${VIDRTC_TEST_TIMEOUT:-4200} s and was stopped"
+  fi
+  return "$rc"
+}
+
+run_step build "${turbo[@]}" --log-order=grouped build
+run_step lint pnpm lint
+run_step typecheck "${turbo[@]}" --log-order=grouped typecheck
+run_step publint "${turbo[@]}" --log-order=grouped publint
+run_step test run_tests "$@"
+
+# Sum vitest's per-package "Tests  N passed | M failed (T)" lines.
+passed=0 failed=0 skipped=0
+read -r passed failed skipped < <(
+  sed 's/\x1b\[[0-9;]*m//g' "$test_log" | node -e '
+    let text = "";
+    process.stdin.on("data", (d) => (text += d));
+    process.stdin.on("end", () => {
+      const sum = { passed: 0, failed: 0, skipped: 0 };
+      for (const line of text.split("\n")) {
+        const m = /(?:^|\s)Tests\s+(.*)\(\d+\)\s*$/.exec(line);
+        if (!m || /Test Files/.test(line)) continue;
+        for (const part of m[1].split("|")) {
+          const p = /(\d+)\s+(passed|failed|skipped|todo)/.exec(part);
+          if (!p) continue;
+          const kind = p[2] === "todo" ? "skipped" : p[2];
+          sum[kind] += Number(p[1]);
+        }
+      }
+      console.log(sum.passed, sum.failed, sum.skipped);
+    });'
+) || true
+failed_turbo_tasks="$(sed 's/\x1b\[[0-9;]*m//g' "$test_log" | sed -n 's/^Failed:[[:space:]]*//p' | tr ',' ' ' | xargs echo || true)"
+
+echo
+log test "==================== summary ===================="
+failed_steps=()
+for i in "${!step_names[@]}"; do
+  printf '[test] %-10s %-12s %s\n' "${step_names[$i]}" "${step_results[$i]}" "${step_times[$i]}" >&2
+  [[ "${step_results[$i]}" == ok ]] || failed_steps+=("${step_names[$i]}")
+done
+if [[ -n "$failed_turbo_tasks" ]]; then
+  log test "failed test tasks: $failed_turbo_tasks"
+fi
+log test "tests: $passed passed, $failed failed, $skipped skipped"
+if ((${#failed_steps[@]} > 0)); then
+  log test "RESULT: FAIL (failed steps: ${failed_steps[*]})"
+  exit 1
+fi
+log test "RESULT: PASS"
