@@ -58,7 +58,8 @@ export class VidrtcError extends Error {
   readonly code: VidrtcErrorCode;
   readonly status: number | undefined;
   readonly details: Record<string, unknown> | undefined;
-  private readonly [MARKER] = true;
+  /** Cross-realm marker read by {@link VidrtcError.isInstance}. */
+  protected readonly [MARKER] = true;
 
   constructor(code: VidrtcErrorCode, message: string, options: VidrtcErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

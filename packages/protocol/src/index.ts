@@ -1,10 +1,10 @@
+export type * from "./channel.js";
 export * from "./constants.js";
 export * from "./errors.js";
-export type * from "./channel.js";
-export * from "./upload.js";
-export * from "./sink.js";
 export * from "./keepalive.js";
-export * from "./results.js";
-export * from "./signalling.js";
 export * from "./receiver.js";
+export * from "./results.js";
 export type * from "./session/peer.js";
+export * from "./signalling.js";
+export * from "./sink.js";
+export * from "./upload.js";

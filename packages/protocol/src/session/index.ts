@@ -1,2 +1,2 @@
-export * from "./session.js";
 export type * from "./peer.js";
+export * from "./session.js";

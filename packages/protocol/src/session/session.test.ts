@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { DataChannelLike, Unsubscribe } from "../channel.js";
 import { VidrtcError } from "../errors.js";
 import { UploadReceiver } from "../receiver.js";
-import { type WebRTCOutput, encodeResultMessage } from "../results.js";
+import { encodeResultMessage, type WebRTCOutput } from "../results.js";
 import { FakeChannel } from "../test-support/fake-channel.js";
 import type { PeerConnectionLike, PeerConnectionState, SessionDescriptionLike } from "./peer.js";
 import { type SessionOptions, startSession } from "./session.js";
@@ -98,7 +98,8 @@ class FakeServer {
   onClientMessage(label: string, data: Uint8Array | string): void {
     if (label === "video_upload") {
       const wasComplete = this.receiver.complete;
-      if (wasComplete && (typeof data === "string" || data.byteLength > 1)) throw new Error("data after completion");
+      if (wasComplete && (typeof data === "string" || data.byteLength > 1))
+        throw new Error("data after completion");
       for (const p of this.receiver.push(data)) this.bytes.push(p.slice());
       if (!wasComplete && this.receiver.complete) {
         if (this.behaviour.onComplete) this.behaviour.onComplete(this);
@@ -170,7 +171,12 @@ function answerFetch(calls: Array<{ url: string; body: unknown }>, status = 200,
     calls.push({ url, body: init?.body ? JSON.parse(String(init.body)) : null });
     return new Response(
       JSON.stringify(
-        body ?? { status: "success", context: { request_id: null, pipeline_id: null }, sdp: "v=0 fake-answer", type: "answer" },
+        body ?? {
+          status: "success",
+          context: { request_id: null, pipeline_id: null },
+          sdp: "v=0 fake-answer",
+          type: "answer",
+        },
       ),
       { status, headers: { "content-type": "application/json" } },
     );
@@ -257,7 +263,11 @@ describe("startSession", () => {
 
   it("reports upload progress up to the whole file", async () => {
     const seen: number[] = [];
-    const { options } = setup(500_000, { frames: 1 }, { onUploadProgress: (p) => seen.push(p.bytesUploaded) });
+    const { options } = setup(
+      500_000,
+      { frames: 1 },
+      { onUploadProgress: (p) => seen.push(p.bytesUploaded) },
+    );
     const session = await startSession(options);
     await session.run();
     expect(seen.length).toBeGreaterThan(0);
@@ -272,9 +282,13 @@ describe("startSession", () => {
 
   it("maps a signalling error and closes the peer", async () => {
     const calls: Array<{ url: string; body: unknown }> = [];
-    const { peers, options } = setup(10_000, {}, {
-      fetch: answerFetch(calls, 404, { message: "Workflow nope not found", error_type: "NotFound" }),
-    });
+    const { peers, options } = setup(
+      10_000,
+      {},
+      {
+        fetch: answerFetch(calls, 404, { message: "Workflow nope not found", error_type: "NotFound" }),
+      },
+    );
     const err = await startSession(options).catch((e) => e);
     expect(VidrtcError.hasCode(err, "NOT_FOUND")).toBe(true);
     expect(String(err.message)).toContain("Workflow nope not found");
@@ -297,7 +311,9 @@ describe("startSession", () => {
   });
 
   it("a result channel closing early is a typed error for the consumer", async () => {
-    const { peers, options } = setup(10_000, { onComplete: () => peers[0]!.channels.get("inference")!.close() });
+    const { peers, options } = setup(10_000, {
+      onComplete: () => peers[0]!.channels.get("inference")!.close(),
+    });
     const session = await startSession(options);
     const err = await (async () => {
       for await (const _ of session) {
@@ -357,17 +373,21 @@ describe("startSession", () => {
     const turn = [{ urls: "turn:turn.example.invalid:3478", username: "u", credential: "c" }];
     const answer = answerFetch(calls);
     const seenIce: unknown[] = [];
-    const { options } = setup(10_000, { frames: 1 }, {
-      apiUrl: "https://serverless.roboflow.com",
-      apiKey: "KEY",
-      fetch: async (url, init) => {
-        if (url.includes("webrtc_turn_config")) {
-          calls.push({ url, body: null });
-          return new Response(JSON.stringify(turn), { status: 200 });
-        }
-        return answer(url, init);
+    const { options } = setup(
+      10_000,
+      { frames: 1 },
+      {
+        apiUrl: "https://serverless.roboflow.com",
+        apiKey: "KEY",
+        fetch: async (url, init) => {
+          if (url.includes("webrtc_turn_config")) {
+            calls.push({ url, body: null });
+            return new Response(JSON.stringify(turn), { status: 200 });
+          }
+          return answer(url, init);
+        },
       },
-    });
+    );
     const base = options.createPeer;
     options.createPeer = (config) => {
       seenIce.push(config.iceServers);
@@ -385,15 +405,19 @@ describe("startSession", () => {
     const calls: Array<{ url: string; body: unknown }> = [];
     const answer = answerFetch(calls);
     const logs: string[] = [];
-    const { options } = setup(10_000, { frames: 1 }, {
-      apiUrl: "https://serverless.roboflow.com",
-      apiKey: "KEY",
-      onLog: (m) => logs.push(m),
-      fetch: async (url, init) => {
-        if (url.includes("webrtc_turn_config")) return new Response("nope", { status: 500 });
-        return answer(url, init);
+    const { options } = setup(
+      10_000,
+      { frames: 1 },
+      {
+        apiUrl: "https://serverless.roboflow.com",
+        apiKey: "KEY",
+        onLog: (m) => logs.push(m),
+        fetch: async (url, init) => {
+          if (url.includes("webrtc_turn_config")) return new Response("nope", { status: 500 });
+          return answer(url, init);
+        },
       },
-    });
+    );
     const session = await startSession(options);
     await session.run();
     expect(logs.join("\n")).toContain("continuing without TURN");

@@ -13,18 +13,24 @@ import {
   UPLOAD_CHUNK_SIZE,
   UPLOAD_HEADER_SIZE,
 } from "../constants.js";
-import { VidrtcError, abortError, throwIfAborted } from "../errors.js";
+import { abortError, throwIfAborted, VidrtcError } from "../errors.js";
 import { Keepalive } from "../keepalive.js";
-import { AckTracker, ResultDeframer, type ResultMessage, decodeResultPayload, toResultMessage } from "../results.js";
+import {
+  AckTracker,
+  decodeResultPayload,
+  ResultDeframer,
+  type ResultMessage,
+  toResultMessage,
+} from "../results.js";
 import {
   DEFAULT_SIGNALING_TIMEOUT_MS,
   type FetchLike,
-  type InitialiseOptions,
   fetchTurnConfig,
+  type InitialiseOptions,
   isRoboflowHostedUrl,
   postInitialise,
 } from "../signalling.js";
-import { type SinkProgress, createChannelSink } from "../sink.js";
+import { createChannelSink, type SinkProgress } from "../sink.js";
 import { createUploadStream, totalChunksFor, validateUploadSize } from "../upload.js";
 import type { IceServerLike, PeerConnectionLike, PeerConnectionState } from "./peer.js";
 
@@ -182,7 +188,8 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
 
   /** Results in order; ends after `processing_complete`. Only one consumer at a time. */
   [Symbol.asyncIterator](): AsyncIterator<ResultMessage> {
-    if (this.iterating) throw new VidrtcError("INVALID_OPTIONS", "A session's results can be consumed only once.");
+    if (this.iterating)
+      throw new VidrtcError("INVALID_OPTIONS", "A session's results can be consumed only once.");
     this.iterating = true;
     return {
       next: () => this.next(),
@@ -389,9 +396,13 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
 
 function toVidrtcError(error: unknown): VidrtcError {
   if (VidrtcError.isInstance(error)) return error;
-  return new VidrtcError("CONNECTION_FAILED", `Unexpected failure: ${String((error as Error)?.message ?? error)}`, {
-    cause: error,
-  });
+  return new VidrtcError(
+    "CONNECTION_FAILED",
+    `Unexpected failure: ${String((error as Error)?.message ?? error)}`,
+    {
+      cause: error,
+    },
+  );
 }
 
 function unrefTimer(timer: unknown): void {
@@ -427,13 +438,20 @@ function waitForOpen(
     offs.push(channel.on("open", () => done()));
     offs.push(
       channel.on("close", () =>
-        done(new VidrtcError("CHANNEL_CLOSED", `The "${channel.label}" data channel closed before it opened.`)),
+        done(
+          new VidrtcError("CHANNEL_CLOSED", `The "${channel.label}" data channel closed before it opened.`),
+        ),
       ),
     );
     offs.push(
       peer.onConnectionStateChange((state) => {
         if (state === "failed" || state === "closed")
-          done(new VidrtcError("CONNECTION_FAILED", `The WebRTC connection ${state} before the channels opened.`));
+          done(
+            new VidrtcError(
+              "CONNECTION_FAILED",
+              `The WebRTC connection ${state} before the channels opened.`,
+            ),
+          );
       }),
     );
     if (signal) {
@@ -457,7 +475,12 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
   validateUploadSize(source.size, options.maxUploadBytes ?? MAX_UPLOAD_BYTES);
 
   let iceServers = options.iceServers ?? [];
-  if (!options.iceServers && options.autoTurn !== false && options.apiKey && isRoboflowHostedUrl(options.apiUrl)) {
+  if (
+    !options.iceServers &&
+    options.autoTurn !== false &&
+    options.apiKey &&
+    isRoboflowHostedUrl(options.apiUrl)
+  ) {
     try {
       iceServers = await fetchTurnConfig(options.apiKey, { fetch: options.fetch, signal });
     } catch (error) {
@@ -466,7 +489,9 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
       options.onLog?.(`TURN configuration unavailable, continuing without TURN: ${(error as Error).message}`);
     }
   }
-  const wantVideo = Array.isArray(options.streamOutput) ? options.streamOutput.length > 0 : options.streamOutput === null;
+  const wantVideo = Array.isArray(options.streamOutput)
+    ? options.streamOutput.length > 0
+    : options.streamOutput === null;
   const initOptions: InitialiseOptions = { ...options, iceServers };
 
   const peer = options.createPeer({ iceServers });
@@ -553,7 +578,10 @@ function wireLifecycle(
   const onState = (state: PeerConnectionState) => {
     if (state === "failed" || state === "closed")
       session.fail(
-        new VidrtcError("CONNECTION_FAILED", `The WebRTC connection to the server ${state} before processing completed.`),
+        new VidrtcError(
+          "CONNECTION_FAILED",
+          `The WebRTC connection to the server ${state} before processing completed.`,
+        ),
       );
   };
   session.onCleanup(peer.onConnectionStateChange(onState));
@@ -582,7 +610,9 @@ function startUpload(
   const totalChunks = totalChunksFor(totalBytes, UPLOAD_CHUNK_SIZE);
   const wireTotal = totalBytes + totalChunks * UPLOAD_HEADER_SIZE;
   const controller = new AbortController();
-  session.onCleanup(() => controller.abort(new VidrtcError("ABORTED", "The session ended during the upload.")));
+  session.onCleanup(() =>
+    controller.abort(new VidrtcError("ABORTED", "The session ended during the upload.")),
+  );
   const started = Date.now();
   const toProgress = (p: SinkProgress): UploadProgress => {
     const bytesUploaded = Math.max(0, p.bytesSent - p.messagesSent * UPLOAD_HEADER_SIZE);
