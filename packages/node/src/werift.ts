@@ -1,0 +1,672 @@
+/**
+ * werift adapters: `DataChannelLike` over werift's `RTCDataChannel`, `PeerConnectionLike` over its
+ * `RTCPeerConnection`, and recording a received video track to WebM without decoding.
+ *
+ * Facts about werift 0.25.2 that shape this code (read from its source, checked in tests):
+ * - `RTCDataChannel.send` accepts `Buffer` or `string`. Any other value goes through `Buffer.from`,
+ *   which copies a `Uint8Array` and turns a `DataView` into an empty message. This adapter passes a
+ *   `Buffer` view of the caller's bytes, without copying. werift keeps that reference in its queue
+ *   until the message is handed to SCTP, so a caller must never reuse or change a buffer after
+ *   sending it (the `DataChannelLike` contract).
+ * - werift throws `max-message-size exceeded` above the peer's `a=max-message-size` (kept as
+ *   `sctpTransport.remoteMaxMessageSize`, 65536 when the SDP has none, 0 for unlimited). The adapter
+ *   checks first and throws `MESSAGE_TOO_LARGE`.
+ * - werift's `send` does not check `readyState`: after close, messages are queued or lost without
+ *   an error. The adapter throws `CHANNEL_CLOSED` in the `closing` and `closed` states.
+ * - An empty message would desynchronise werift's SCTP stream sequence numbers: it sends no chunk
+ *   but still counts a sequence number, so the peer waits forever for it. The adapter refuses empty
+ *   messages with `MALFORMED_MESSAGE`.
+ * - There is no `onbufferedamountlow` or `onerror` property. The adapter uses the
+ *   `bufferedAmountLow` and `error` events (werift never fires `error`). `bufferedamountlow` fires
+ *   only when `bufferedAmount` crosses the threshold from above. A message leaves `bufferedAmount`
+ *   only when werift's SCTP outbound queue has emptied (every chunk handed to the network, not yet
+ *   acknowledged). Messages queued together are released together, so `bufferedAmount` falls in
+ *   large steps, often from the high-water mark straight to 0.
+ * - Throughput between two werift processes on loopback (`apps/e2e/src/bench/werift-raw.ts`,
+ *   256 MiB, 48 KiB messages): with the OS default UDP buffers (208 KiB), werift's bursts of up to a
+ *   full congestion window overflow the receiver's socket buffer: thousands of drops, 1.2–2.9 MiB/s.
+ *   With 4 MiB buffers there are no drops and it reaches 5–11 MiB/s, best with a 1 MiB high-water
+ *   mark. `createWeriftPeer` therefore enlarges its socket buffers ({@link setWeriftSocketBuffers}).
+ *   A deep send queue makes werift's per-message flush loops quadratic (16 MiB queued at once:
+ *   1 MiB/s at 86 % sender CPU), so keep the high-water mark at a few MiB at most.
+ * - `setLocalDescription` resolves only once ICE gathering has finished, and the local description
+ *   lists candidates only from then on. `createOffer` therefore bounds the whole call and collects
+ *   `onIceCandidate` events itself. At the timeout it returns the offer with the candidates found so
+ *   far (for example host candidates while a slow STUN or TURN server is still pending, since
+ *   werift's own STUN timeout is 5 s), and throws `ICE_GATHERING_TIMEOUT` only when there is none.
+ * - Received messages are `Buffer` (binary) or `string` (text). Binary messages are passed on as a
+ *   `Uint8Array` view of the same memory.
+ */
+import {
+  abortError,
+  type ChannelEventMap,
+  type ChannelState,
+  type DataChannelLike,
+  type IceServerLike,
+  type PeerConnectionLike,
+  type PeerConnectionState,
+  type SessionDescriptionLike,
+  throwIfAborted,
+  type Unsubscribe,
+  VidrtcError,
+} from "@vidrtc/protocol";
+import {
+  type MediaStreamTrack,
+  type PeerConfig,
+  type RTCDataChannel,
+  RTCPeerConnection,
+  type RTCPeerConnectionConfig,
+  type RTCRtpCodecParameters,
+  useH264,
+  useVP8,
+} from "werift";
+import { MediaRecorder } from "werift/nonstandard";
+import { defaultIceOptions, NO_STUN_SERVER } from "./ice.js";
+
+/** werift's default for a peer that does not advertise `a=max-message-size`. */
+export const WERIFT_DEFAULT_MAX_MESSAGE_SIZE = 65_536;
+
+/** Options of {@link wrapWeriftChannel}. */
+export interface WrapWeriftChannelOptions {
+  /**
+   * Largest message to accept in `send()`. By default the peer's `a=max-message-size` as werift
+   * parsed it from the remote SDP: 65536 when absent, `Infinity` when the peer says 0 (unlimited).
+   */
+  maxMessageSize?: number;
+}
+
+/** The werift internals the adapter reads; checked at runtime, so a change degrades to defaults. */
+interface SctpTransportInternals {
+  remoteMaxMessageSize?: unknown;
+}
+
+/**
+ * Calls a listener so that an exception in it cannot break werift's own loop (werift calls
+ * listeners inside its SCTP receive path). The exception is rethrown in a microtask and is reported
+ * as an uncaught exception, as with an `EventTarget` listener.
+ */
+function guarded<A extends unknown[]>(listener: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      listener(...args);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  };
+}
+
+function byteLength(data: Uint8Array | string): number {
+  return typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength;
+}
+
+class WeriftDataChannel implements DataChannelLike {
+  readonly #dc: RTCDataChannel;
+  readonly #maxMessageSize: number | undefined;
+
+  constructor(dc: RTCDataChannel, options: WrapWeriftChannelOptions) {
+    this.#dc = dc;
+    this.#maxMessageSize = options.maxMessageSize;
+  }
+
+  get label(): string {
+    return this.#dc.label;
+  }
+
+  get readyState(): ChannelState {
+    return this.#dc.readyState;
+  }
+
+  get bufferedAmount(): number {
+    return this.#dc.bufferedAmount;
+  }
+
+  get bufferedAmountLowThreshold(): number {
+    return this.#dc.bufferedAmountLowThreshold;
+  }
+
+  set bufferedAmountLowThreshold(value: number) {
+    try {
+      this.#dc.bufferedAmountLowThreshold = value;
+    } catch (error) {
+      throw new VidrtcError("INVALID_OPTIONS", `Invalid bufferedAmountLowThreshold: ${value}.`, {
+        cause: error,
+      });
+    }
+  }
+
+  get maxMessageSize(): number {
+    if (this.#maxMessageSize !== undefined) return this.#maxMessageSize;
+    const remote = (this.#dc.sctp as unknown as SctpTransportInternals | undefined)?.remoteMaxMessageSize;
+    if (typeof remote !== "number" || !Number.isFinite(remote) || remote < 0) {
+      return WERIFT_DEFAULT_MAX_MESSAGE_SIZE;
+    }
+    return remote === 0 ? Number.POSITIVE_INFINITY : remote;
+  }
+
+  send(data: Uint8Array | string): void {
+    const state = this.#dc.readyState;
+    if (state === "closing" || state === "closed") {
+      throw new VidrtcError("CHANNEL_CLOSED", `Data channel "${this.label}" is ${state}; cannot send.`, {
+        details: { label: this.label, readyState: state },
+      });
+    }
+    const size = byteLength(data);
+    const max = this.maxMessageSize;
+    if (size > max) {
+      throw new VidrtcError(
+        "MESSAGE_TOO_LARGE",
+        `A ${size}-byte message exceeds the peer's max message size of ${max} bytes on "${this.label}".`,
+        { details: { size, maxMessageSize: max, label: this.label } },
+      );
+    }
+    if (size === 0) {
+      throw new VidrtcError("MALFORMED_MESSAGE", "werift cannot send an empty data-channel message.", {
+        details: { label: this.label },
+      });
+    }
+    const payload =
+      typeof data === "string" || Buffer.isBuffer(data)
+        ? data
+        : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    try {
+      this.#dc.send(payload);
+    } catch (error) {
+      const now = this.#dc.readyState;
+      if (now === "closing" || now === "closed") {
+        throw new VidrtcError("CHANNEL_CLOSED", `Data channel "${this.label}" closed during send.`, {
+          cause: error,
+          details: { label: this.label, readyState: now },
+        });
+      }
+      if (error instanceof Error && /max-message-size/i.test(error.message)) {
+        throw new VidrtcError("MESSAGE_TOO_LARGE", error.message, {
+          cause: error,
+          details: { size, label: this.label },
+        });
+      }
+      throw error;
+    }
+  }
+
+  close(): void {
+    try {
+      this.#dc.close();
+    } catch {
+      // werift may throw when the SCTP association is already gone; the channel is closed anyway.
+    }
+  }
+
+  on<K extends keyof ChannelEventMap>(type: K, listener: (event: ChannelEventMap[K]) => void): Unsubscribe {
+    const dc = this.#dc;
+    const emit = guarded(listener as (event: unknown) => void);
+    let subscription: { unSubscribe: () => void };
+    switch (type) {
+      case "open":
+        subscription = dc.stateChanged.subscribe((state) => {
+          if (state === "open") emit(undefined);
+        });
+        break;
+      case "close":
+        subscription = dc.stateChanged.subscribe((state) => {
+          if (state === "closed") emit(undefined);
+        });
+        break;
+      case "message":
+        subscription = dc.onMessage.subscribe((message: Buffer | string) => {
+          const data =
+            typeof message === "string"
+              ? message
+              : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+          emit({ data });
+        });
+        break;
+      case "bufferedamountlow":
+        subscription = dc.bufferedAmountLow.subscribe(() => emit(undefined));
+        break;
+      case "error":
+        subscription = dc.error.subscribe((error: unknown) =>
+          emit(error instanceof Error ? error : new Error(String(error))),
+        );
+        break;
+      default:
+        throw new VidrtcError("INVALID_OPTIONS", `Unknown data channel event "${String(type)}".`);
+    }
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      subscription.unSubscribe();
+    };
+  }
+}
+
+/**
+ * Wraps a werift `RTCDataChannel` as a `DataChannelLike`. Channels from `createDataChannel` and from
+ * the `datachannel` event both work. See the module docs for werift's quirks and how they are
+ * handled. Binary messages are sent and received without copying: never reuse a sent buffer.
+ */
+export function wrapWeriftChannel(
+  dc: RTCDataChannel,
+  options: WrapWeriftChannelOptions = {},
+): DataChannelLike {
+  if (options.maxMessageSize !== undefined && !(options.maxMessageSize > 0)) {
+    throw new VidrtcError(
+      "INVALID_OPTIONS",
+      `maxMessageSize must be positive, got ${options.maxMessageSize}.`,
+    );
+  }
+  return new WeriftDataChannel(dc, options);
+}
+
+/** Video codecs the receiver can offer. */
+export type WeriftVideoCodec = "VP8" | "H264";
+
+/** Configuration of {@link createWeriftPeer}. */
+export interface WeriftPeerConfig {
+  /**
+   * STUN/TURN servers, for example from the signalling response or `fetchTurnConfig`. Without
+   * them there is no STUN lookup at all: see `defaultIceOptions` in `ice.ts`.
+   */
+  iceServers?: readonly IceServerLike[];
+  /**
+   * Raw werift options merged over the defaults, for LAN or internet setups (`icePortRange`,
+   * `iceInterfaceAddresses`, `iceTransportPolicy: "relay"`...), or `loopbackIceOptions()` for tests.
+   * If their `iceServers` list has no STUN URL, the no-STUN sentinel is still added, so that werift
+   * never falls back to Google's public STUN server.
+   */
+  werift?: Partial<RTCPeerConnectionConfig>;
+  /** Codecs offered by `addVideoReceiver()`, in order of preference. Default `["VP8", "H264"]`. */
+  videoCodecs?: readonly WeriftVideoCodec[];
+  /**
+   * UDP socket buffer size set after gathering (see {@link setWeriftSocketBuffers});
+   * default {@link DEFAULT_SOCKET_BUFFER_BYTES}, 0 to keep the OS default.
+   */
+  socketBufferBytes?: number;
+}
+
+/**
+ * Sets SO_RCVBUF and SO_SNDBUF on the UDP sockets werift has opened for `pc` (they exist once
+ * gathering has finished) and returns how many sockets were changed. Uses werift internals
+ * (`iceTransports[].connection.protocols[].transport.socket`); if they change, nothing happens.
+ *
+ * Why: werift's SCTP sends bursts of up to a full congestion window (about 1 MiB) at once. With
+ * Linux's default 208 KiB receive buffer, the receiving side drops thousands of datagrams per
+ * 256 MiB on loopback (`RcvbufErrors` in /proc/net/snmp), and each loss costs an SCTP recovery.
+ * Measured werift to werift: 1.6 MiB/s with the defaults, 10.6 MiB/s with 4 MiB buffers (1 MiB
+ * high-water mark). The kernel caps the value at `net.core.rmem_max`/`wmem_max`, so asking for
+ * more does no harm. The receiver of an upload (the server) benefits most.
+ */
+export function setWeriftSocketBuffers(pc: RTCPeerConnection, bytes: number): number {
+  if (!(bytes > 0)) return 0;
+  let changed = 0;
+  for (const transport of pc.iceTransports) {
+    const protocols = (transport.connection as unknown as { protocols?: unknown }).protocols;
+    if (!Array.isArray(protocols)) continue;
+    for (const protocol of protocols) {
+      const socket = (protocol as { transport?: { socket?: unknown } } | null)?.transport?.socket as
+        | { setRecvBufferSize?: (n: number) => void; setSendBufferSize?: (n: number) => void }
+        | undefined;
+      if (typeof socket?.setRecvBufferSize !== "function" || typeof socket.setSendBufferSize !== "function") {
+        continue;
+      }
+      try {
+        socket.setRecvBufferSize(bytes);
+        socket.setSendBufferSize(bytes);
+        changed++;
+      } catch {
+        // A closed or TCP socket: leave it.
+      }
+    }
+  }
+  return changed;
+}
+
+/** Default of {@link WeriftPeerConfig.socketBufferBytes}. */
+export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** A `PeerConnectionLike` over werift, with the underlying connection and received video track. */
+export interface WeriftPeer extends PeerConnectionLike {
+  /** The werift connection, for stats and advanced use. */
+  readonly raw: RTCPeerConnection;
+  /**
+   * `null` until `addVideoReceiver()` is called. Then a promise for the first remote video track.
+   * It rejects with `CONNECTION_FAILED` if the peer is closed first.
+   */
+  readonly videoTrack: Promise<MediaStreamTrack> | null;
+}
+
+function codecParameters(codecs: readonly WeriftVideoCodec[]): RTCRtpCodecParameters[] {
+  return codecs.map((codec) => (codec === "VP8" ? useVP8() : useH264()));
+}
+
+function withStunGuard(servers: RTCPeerConnectionConfig["iceServers"]): PeerConfig["iceServers"] {
+  const list = [...(servers ?? [])];
+  const hasStun = list.some((server) =>
+    (Array.isArray(server.urls) ? server.urls : [server.urls]).some((url) => /^stuns?:/i.test(url.trim())),
+  );
+  return hasStun ? list : [...list, { urls: NO_STUN_SERVER }];
+}
+
+class WeriftPeerConnection implements WeriftPeer {
+  readonly raw: RTCPeerConnection;
+  readonly #videoCodecs: readonly WeriftVideoCodec[];
+  readonly #socketBufferBytes: number;
+  #videoTrack: Promise<MediaStreamTrack> | null = null;
+  #rejectVideo: ((error: VidrtcError) => void) | null = null;
+  #closed = false;
+
+  constructor(config: WeriftPeerConfig) {
+    this.#videoCodecs = config.videoCodecs ?? ["VP8", "H264"];
+    this.#socketBufferBytes = config.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
+    if (this.#videoCodecs.length === 0) {
+      throw new VidrtcError("INVALID_OPTIONS", "videoCodecs must list at least one codec.");
+    }
+    const base = defaultIceOptions(config.iceServers);
+    const raw = config.werift ?? {};
+    this.raw = new RTCPeerConnection({
+      ...base,
+      codecs: { video: codecParameters(this.#videoCodecs) },
+      ...raw,
+      iceServers: withStunGuard(raw.iceServers ?? base.iceServers),
+    });
+  }
+
+  get videoTrack(): Promise<MediaStreamTrack> | null {
+    return this.#videoTrack;
+  }
+
+  get connectionState(): PeerConnectionState {
+    return this.raw.connectionState;
+  }
+
+  addVideoReceiver(): void {
+    this.#assertOpen();
+    if (this.#videoTrack) return;
+    this.raw.addTransceiver("video", { direction: "recvonly" });
+    this.#videoTrack = new Promise<MediaStreamTrack>((resolve, reject) => {
+      const subscription = this.raw.onTrack.subscribe((track) => {
+        if (track.kind !== "video") return;
+        subscription.unSubscribe();
+        this.#rejectVideo = null;
+        resolve(track);
+      });
+      this.#rejectVideo = (error) => {
+        subscription.unSubscribe();
+        reject(error);
+      };
+    });
+    // A caller that never asks for the track must not see an unhandled rejection on close.
+    this.#videoTrack.catch(() => {});
+  }
+
+  createDataChannel(label: string): DataChannelLike {
+    this.#assertOpen();
+    return wrapWeriftChannel(this.raw.createDataChannel(label, { ordered: true }));
+  }
+
+  async createOffer(options: { timeoutMs: number; signal?: AbortSignal }): Promise<SessionDescriptionLike> {
+    const { timeoutMs, signal } = options;
+    throwIfAborted(signal, "offer");
+    this.#assertOpen();
+    const offer = await this.raw.createOffer();
+    throwIfAborted(signal, "offer");
+    // werift lists candidates in the local description only when gathering is complete; collect
+    // them as they come so that a timeout can still return the ones found so far.
+    const gathered: GatheredCandidate[] = [];
+    const onCandidate = this.raw.onIceCandidate.subscribe((candidate) => {
+      if (candidate?.candidate) gathered.push(candidate);
+    });
+    let complete: boolean;
+    try {
+      // werift's setLocalDescription only resolves once gathering has finished, so the bound covers it.
+      complete = await this.#boundedGathering(
+        this.raw.setLocalDescription(offer),
+        timeoutMs,
+        signal,
+        gathered,
+      );
+    } finally {
+      onCandidate.unSubscribe();
+    }
+    setWeriftSocketBuffers(this.raw, this.#socketBufferBytes);
+    const local = this.raw.localDescription;
+    if (!local) {
+      throw new VidrtcError("SIGNALING_FAILED", "werift produced no local description.");
+    }
+    if (!complete) return { type: "offer", sdp: injectCandidates(local.sdp, gathered) };
+    if (!/^a=candidate:/m.test(local.sdp)) {
+      throw new VidrtcError(
+        "CONNECTION_FAILED",
+        "ICE gathering found no candidate: no usable network interface, and no STUN/TURN server answered.",
+      );
+    }
+    return { type: "offer", sdp: local.sdp };
+  }
+
+  /**
+   * Waits for `setLocal` and then for gathering state "complete", at most `timeoutMs`; resolves
+   * `true` when gathering completed. At the timeout it resolves `false` if `gathered` holds a
+   * candidate (like a browser application that stops waiting), else throws
+   * `ICE_GATHERING_TIMEOUT`. Throws `ABORTED` on abort.
+   */
+  #boundedGathering(
+    setLocal: Promise<unknown>,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    gathered: readonly GatheredCandidate[],
+  ): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      let settled = false;
+      const subscription = this.raw.iceGatheringStateChange.subscribe((state) => {
+        if (state === "complete") finish();
+      });
+      const cleanup = () => {
+        settled = true;
+        clearTimeout(timer);
+        subscription.unSubscribe();
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const finish = (complete = true) => {
+        if (settled) return;
+        cleanup();
+        resolve(complete);
+      };
+      const fail = (error: unknown) => {
+        if (settled) return;
+        cleanup();
+        reject(error);
+      };
+      const timer = setTimeout(() => {
+        if (gathered.length > 0) {
+          finish(false);
+          return;
+        }
+        fail(
+          new VidrtcError(
+            "ICE_GATHERING_TIMEOUT",
+            `ICE gathering found no candidate within ${timeoutMs} ms.`,
+            {
+              details: { timeoutMs },
+            },
+          ),
+        );
+      }, timeoutMs);
+      const onAbort = () => fail(abortError(signal, "ICE gathering"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      setLocal.then(
+        () => {
+          if (this.raw.iceGatheringState === "complete") finish();
+        },
+        (error: unknown) =>
+          fail(
+            new VidrtcError("SIGNALING_FAILED", `werift could not apply its own offer: ${String(error)}`, {
+              cause: error,
+            }),
+          ),
+      );
+    });
+  }
+
+  async setAnswer(answer: SessionDescriptionLike): Promise<void> {
+    this.#assertOpen();
+    // werift accepts almost any text as an answer; catch obvious garbage here, with a clear error.
+    if (answer.type !== "answer" || typeof answer.sdp !== "string" || !/^m=/m.test(answer.sdp)) {
+      throw new VidrtcError(
+        "SIGNALING_FAILED",
+        "The server's answer is not an SDP answer with media sections.",
+        {
+          details: { type: answer.type },
+        },
+      );
+    }
+    try {
+      await this.raw.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+    } catch (error) {
+      throw new VidrtcError("SIGNALING_FAILED", `werift rejected the server's answer: ${String(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe {
+    const subscription = this.raw.connectionStateChange.subscribe(guarded(listener));
+    return () => subscription.unSubscribe();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#rejectVideo?.(
+      new VidrtcError("CONNECTION_FAILED", "The peer connection closed before any video arrived."),
+    );
+    this.#rejectVideo = null;
+    this.raw.close().catch(() => {
+      // Closing is best effort; werift may fail on transports that never started.
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new VidrtcError("CONNECTION_FAILED", "The peer connection is closed.");
+    }
+  }
+}
+
+/** A candidate as werift's `onIceCandidate` reports it. */
+export interface GatheredCandidate {
+  candidate: string;
+  sdpMid?: string | undefined;
+  sdpMLineIndex?: number | undefined;
+}
+
+/**
+ * Adds `a=candidate` lines to the m-sections of `sdp` that they belong to (by `sdpMLineIndex`,
+ * else `sdpMid`, else all), before any `a=end-of-candidates`. Lines already present are skipped.
+ */
+export function injectCandidates(sdp: string, candidates: readonly GatheredCandidate[]): string {
+  const eol = sdp.includes("\r\n") ? "\r\n" : "\n";
+  const lines = sdp.split(/\r?\n/);
+  const trailing = lines.at(-1) === "" ? lines.pop() : undefined;
+  // Group lines: session part (index -1), then one group per m= line.
+  const groups: string[][] = [[]];
+  for (const line of lines) {
+    if (line.startsWith("m=")) groups.push([]);
+    groups[groups.length - 1]!.push(line);
+  }
+  const mids = groups.slice(1).map((g) => g.find((l) => l.startsWith("a=mid:"))?.slice(6));
+  for (const c of candidates) {
+    const line = c.candidate.startsWith("a=") ? c.candidate : `a=${c.candidate}`;
+    const targets =
+      c.sdpMLineIndex !== undefined && c.sdpMLineIndex < mids.length
+        ? [c.sdpMLineIndex]
+        : c.sdpMid !== undefined && mids.includes(c.sdpMid)
+          ? [mids.indexOf(c.sdpMid)]
+          : mids.map((_, i) => i);
+    for (const index of targets) {
+      const group = groups[index + 1]!;
+      if (group.includes(line)) continue;
+      const end = group.indexOf("a=end-of-candidates");
+      group.splice(end === -1 ? group.length : end, 0, line);
+    }
+  }
+  const out = groups.flat();
+  if (trailing !== undefined) out.push(trailing);
+  return out.join(eol);
+}
+
+/**
+ * Creates a werift peer connection implementing `PeerConnectionLike`. By default it has host
+ * candidates on all interfaces plus 127.0.0.1 and no STUN lookup, and uses `config.iceServers`
+ * when given (see `ice.ts`). `config.werift` overrides any werift option.
+ */
+export function createWeriftPeer(config: WeriftPeerConfig = {}): WeriftPeer {
+  return new WeriftPeerConnection(config);
+}
+
+/** Options of {@link recordVideoToWebm}. */
+export interface RecordVideoOptions {
+  /** Stops the recording (like `stop()`) when aborted. */
+  signal?: AbortSignal;
+  /** Frame size written in the WebM header (werift does not parse it from the bitstream). Default 640×360. */
+  width?: number;
+  height?: number;
+}
+
+/** A running recording started by {@link recordVideoToWebm}. */
+export interface VideoRecording {
+  /** Flushes and closes the file. Idempotent. Rejects if werift reported a recording error. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Records a received VP8 (or H.264) track to a WebM file without decoding, with werift's
+ * `MediaRecorder` (RTP → jitter buffer → depacketizer → WebM muxer). Frames are timed from RTP
+ * timestamps, because an inference server may send no RTCP sender reports. `path` must end in
+ * `.webm`; an existing file is replaced.
+ */
+export function recordVideoToWebm(
+  track: MediaStreamTrack,
+  path: string,
+  options: RecordVideoOptions = {},
+): VideoRecording {
+  if (!path.toLowerCase().endsWith(".webm")) {
+    throw new VidrtcError("INVALID_OPTIONS", `The recording path must end in .webm: ${path}`);
+  }
+  if (track.kind !== "video") {
+    throw new VidrtcError("INVALID_OPTIONS", `Expected a video track, got ${track.kind}.`);
+  }
+  throwIfAborted(options.signal, "recording");
+  const recorder = new MediaRecorder({
+    path,
+    tracks: [track],
+    numOfTracks: 1,
+    disableLipSync: true,
+    disableNtp: true,
+    ...(options.width === undefined ? {} : { width: options.width }),
+    ...(options.height === undefined ? {} : { height: options.height }),
+  });
+  let failure: unknown = null;
+  recorder.onError.subscribe((error) => {
+    failure ??= error;
+  });
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      options.signal?.removeEventListener("abort", onAbort);
+      await recorder.stop();
+      if (failure !== null) {
+        throw new VidrtcError("PROCESSING_FAILED", `Recording to ${path} failed: ${String(failure)}`, {
+          cause: failure,
+        });
+      }
+    })();
+    return stopping;
+  };
+  const onAbort = () => {
+    stop().catch(() => {});
+  };
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  return { stop };
+}
