@@ -29,6 +29,7 @@ import { type DecodedFrame, decodeVideo } from "./media/decode.js";
 import { probeVideo, type VideoInfo } from "./media/probe.js";
 import { Vp8RtpEncoder } from "./media/vp8-out.js";
 import type { InitialiseRequest } from "./request.js";
+import { enlargeSocketBuffers } from "./werift-sockets.js";
 import { type FrameResult, type WorkflowDefinition, WorkflowRunner } from "./workflows/index.js";
 
 /** Events a session reports through `onSessionEvent` (and the log). */
@@ -252,6 +253,8 @@ export class Session {
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     await this.#waitGathered();
+    const resized = enlargeSocketBuffers(pc);
+    this.#log.debug(`UDP socket buffers enlarged on ${resized} socket(s)`);
     const local = pc.localDescription;
     if (!local) throw new VidrtcError("SERVER_ERROR", "werift produced no local description.");
     if (this.#track) {
