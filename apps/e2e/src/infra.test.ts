@@ -240,7 +240,7 @@ describe("Chromium", () => {
   it("launches with exactly the agreed switches and a fresh profile directory", () => {
     expect(CHROMIUM_FLAGS).toEqual([
       "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
+      expect.stringMatching(/^--disable-features=WebRtcHideLocalIpsWithMdns,.*NetworkTimeServiceQuerying/),
       "--headless",
       "--no-sandbox",
       "--disable-gpu",

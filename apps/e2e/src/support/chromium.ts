@@ -8,14 +8,34 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import type { startHttpServer } from "./http.js";
 
+/** Features switched off: ours first, then the ones Playwright's own (overridden) list disables. */
+const DISABLED_FEATURES = [
+  "WebRtcHideLocalIpsWithMdns",
+  "NetworkTimeServiceQuerying",
+  "OptimizationHints",
+  "AimEnabled",
+  "PreconnectToSearch",
+  "MediaRouter",
+  "LensOverlay",
+  "HttpsUpgrades",
+  "HttpsFirstBalancedModeAutoEnable",
+  "AvoidUnnecessaryBeforeUnloadCheckSync",
+  "DestroyProfileOnBrowserClose",
+  "PaintHolding",
+  "ThirdPartyStoragePartitioning",
+  "AvoidCorsURLLoaderRestartOnRedirect",
+];
+
 /**
  * The Chromium switches every browser test uses:
  * loopback ICE candidates allowed and not hidden behind mDNS names (so two peers on 127.0.0.1
  * find each other with no network), headless, no sandbox (root in CI), no GPU, and no
  * background traffic (QUIC, component updates, sync, first-run).
  *
- * Playwright adds its own defaults before these, including another `--disable-features` list;
- * Chromium merges the two (chrome://version shows both lists' features among the disabled ones).
+ * Playwright adds its own defaults before these, including its own `--disable-features` list.
+ * Chromium honours only the last `--disable-features` switch, so ours repeats Playwright's
+ * background-traffic features (network time, optimization hints, search preconnect, ...) next
+ * to `WebRtcHideLocalIpsWithMdns`; otherwise Chromium tries to reach Google hosts at start.
  *
  * The flags alone give a page no ICE candidates in an isolated namespace: with mDNS hiding off,
  * Chromium enumerates interfaces only for origins holding camera/microphone permission, and
@@ -25,7 +45,7 @@ import type { startHttpServer } from "./http.js";
  */
 export const CHROMIUM_FLAGS: readonly string[] = Object.freeze([
   "--allow-loopback-in-peer-connection",
-  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  `--disable-features=${DISABLED_FEATURES.join(",")}`,
   "--headless",
   "--no-sandbox",
   "--disable-gpu",
