@@ -20,6 +20,9 @@ const FRAMES = 12;
 let dir: string;
 let video: Buffer;
 let videoSha: string;
+/** 120 frames: long enough that processing outlives a 1 s processing_timeout whatever the load. */
+let longVideo: Buffer;
+const LONG_FRAMES = 120;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "vidrtc-session-test-"));
@@ -42,6 +45,22 @@ beforeAll(async () => {
   ]);
   video = await readFile(file);
   videoSha = createHash("sha256").update(video).digest("hex");
+  const long = path.join(dir, "long.mp4");
+  await run("ffmpeg", [
+    "-hide_banner",
+    "-loglevel",
+    "error",
+    "-f",
+    "lavfi",
+    "-i",
+    `testsrc=size=160x120:rate=12:duration=${LONG_FRAMES / 12}`,
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    long,
+  ]);
+  longVideo = await readFile(long);
 }, 30_000);
 
 afterAll(async () => {
@@ -437,12 +456,14 @@ describe("limits and lifecycle", () => {
   it("processing_timeout ends processing with timeout_reached", async () => {
     const h = await start();
     const c = client(h, { processing_timeout: 1 });
-    c.ackDelayMs = 400; // slow consumer, so processing outlives the timeout
+    // A slow consumer: once pacing starts (first ACK) each frame waits 400 ms, so 120 frames
+    // cannot finish within the 1 s timeout even if many go out before the first ACK.
+    c.ackDelayMs = 400;
     expect((await c.connect()).status).toBe(200);
-    await c.send(frameFile(video));
+    await c.send(frameFile(longVideo));
     const complete = await c.waitComplete(10_000);
     expect(complete.output.termination_reason).toBe("timeout_reached");
-    expect(complete.output.video_metadata?.frame_id).toBeLessThan(FRAMES);
+    expect(complete.output.video_metadata?.frame_id).toBeLessThan(LONG_FRAMES);
   }, 20_000);
 
   it("server close() ends live sessions and removes their files", async () => {
