@@ -357,6 +357,13 @@ export class Session {
   }
 
   #echo(data: Uint8Array): void {
+    // werift 0.25.2 sends no DATA chunk for an empty message but still uses up a stream sequence
+    // number, so the peer would wait for it forever and lose every later echo: a 0-byte ping is
+    // accepted but not echoed (1-byte pings, which every client sends, are).
+    if (data.byteLength === 0) {
+      this.#log.debug("0-byte keepalive received: not echoed (an empty werift message stalls the channel)");
+      return;
+    }
     const channel = this.#upload;
     if (channel && channel.readyState === "open") channel.send(Buffer.from(data));
   }

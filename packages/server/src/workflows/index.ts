@@ -208,15 +208,31 @@ type WorkerMessage =
  * since workers inherit `process.execArgv` (e.g. tsx's loader, `--enable-source-maps`).
  */
 export function workerExecArgv(parent: readonly string[]): string[] {
+  // Workers accept only per-isolate options: keep the module-loading ones (so a worker started
+  // from TypeScript sources or with source maps behaves like its parent) and drop the rest
+  // (V8 and process-wide flags such as --max-old-space-size make `new Worker` throw).
+  const withValue = new Set([
+    "--import",
+    "--require",
+    "-r",
+    "--loader",
+    "--experimental-loader",
+    "--conditions",
+    "-C",
+  ]);
+  const plain = new Set(["--enable-source-maps", "--experimental-vm-modules", "--no-warnings"]);
   const out: string[] = [];
   for (let i = 0; i < parent.length; i++) {
     const a = parent[i]!;
-    if (a === "-e" || a === "-p" || a === "--eval" || a === "--print" || a === "-pe") {
+    const name = a.split("=", 1)[0]!;
+    if (withValue.has(name)) {
+      if (a.includes("=")) out.push(a);
+      else if (i + 1 < parent.length) out.push(a, parent[++i]!);
+    } else if (plain.has(a)) {
+      out.push(a);
+    } else if (a === "-e" || a === "-p" || a === "--eval" || a === "--print" || a === "-pe") {
       i++; // and its script
-      continue;
     }
-    if (/^--(input-type|eval|print)=/.test(a)) continue;
-    out.push(a);
   }
   return out;
 }

@@ -125,6 +125,19 @@ describe("workerExecArgv", () => {
     ]);
     expect(workerExecArgv(["--import", "tsx", "--eval=x", "-p", "1+1"])).toEqual(["--import", "tsx"]);
   });
+
+  it("drops V8 and process-wide flags, which make new Worker() throw", () => {
+    expect(
+      workerExecArgv([
+        "--max-old-space-size=512",
+        "--max-semi-space-size",
+        "--expose-gc",
+        "--import=tsx",
+        "-r",
+        "x.cjs",
+      ]),
+    ).toEqual(["--import=tsx", "-r", "x.cjs"]);
+  });
 });
 
 describe("WorkflowRunner", () => {
