@@ -2,80 +2,45 @@
  * The browser entry point: `new InferenceClient({ apiUrl }).webrtc.stream({ source: file, ... })`,
  * the same shape and option names as `@vidrtc/node`.
  */
-import { type IceServerLike, type ResultMessage, VidrtcError } from "@vidrtc/protocol";
+import { VidrtcError } from "@vidrtc/protocol";
 import {
+  type ClientOptionsBase,
+  DEFAULT_API_URL,
   type InferenceSession,
-  type SessionOptions,
-  type SessionSummary,
+  SessionHandle,
+  type StreamOptionsBase,
   startSession,
-  type UploadSummary,
 } from "@vidrtc/protocol/session";
 import { VideoFileSource } from "./file-source.js";
 import { type BrowserPeer, createBrowserPeer } from "./peer.js";
 
-/** Default API URL: a local inference server (`vidrtc-server` or Roboflow's) on its usual port. */
-export const DEFAULT_API_URL = "http://127.0.0.1:9001";
+export { DEFAULT_API_URL };
 
-/** Options of {@link InferenceClient}. */
-export interface InferenceClientOptions {
-  /** Inference server base URL. Default `http://127.0.0.1:9001`; a page served by the server can pass `location.origin`. */
-  apiUrl?: string;
-  /** Roboflow API key (sent in the body and as `Authorization: Bearer`). */
-  apiKey?: string;
-  /**
-   * ICE servers for both sides. Without them no STUN server is contacted (host candidates only),
-   * which is what a local or LAN server needs; Roboflow-hosted URLs fetch TURN servers automatically.
-   */
-  iceServers?: IceServerLike[];
+/** Options of {@link InferenceClient}; a page served by the server can pass `apiUrl: location.origin`. */
+export interface InferenceClientOptions extends ClientOptionsBase {
   /** Extra `RTCConfiguration` fields for the peer connection (`iceTransportPolicy`, ...). */
   rtcConfiguration?: RTCConfiguration;
-  /** `fetch` used for signalling (default the global one). */
-  fetch?: typeof fetch;
 }
 
 /** Options of `client.webrtc.stream()`. */
-export interface StreamOptions
-  extends Omit<SessionOptions, "apiUrl" | "source" | "createPeer" | "apiKey" | "fetch" | "iceServers"> {
+export interface StreamOptions extends StreamOptionsBase {
   /** The video: a {@link VideoFileSource}, or a `File`/`Blob` (from an `<input type="file">` or a drop). */
   source: VideoFileSource | File | Blob;
 }
 
 /** A running session in the browser: results iteration, `run()`, upload/done promises, returned video. */
-export class VideoSession implements AsyncIterable<ResultMessage> {
+export class VideoSession extends SessionHandle {
   /** @internal use `client.webrtc.stream()`. */
   constructor(
-    private readonly inner: InferenceSession,
+    inner: InferenceSession,
     private readonly browserPeer: BrowserPeer,
-  ) {}
-
-  /** Resolves when the file has been delivered to the transport. */
-  get uploaded(): Promise<UploadSummary> {
-    return this.inner.uploaded;
-  }
-
-  /** Resolves at `processing_complete`; rejects with the session's `VidrtcError` (`ABORTED` on cancel). */
-  get done(): Promise<SessionSummary> {
-    return this.inner.done;
+  ) {
+    super(inner);
   }
 
   /** The underlying `RTCPeerConnection` (for `getStats()`). */
   get peerConnection(): RTCPeerConnection {
     return this.browserPeer.raw;
-  }
-
-  /** Results in order; each is acknowledged to the server once the loop asks for the next one. */
-  [Symbol.asyncIterator](): AsyncIterator<ResultMessage> {
-    return this.inner[Symbol.asyncIterator]();
-  }
-
-  /** The results as a `ReadableStream`; reading drives the ACKs. */
-  get readable(): ReadableStream<ResultMessage> {
-    return this.inner.readable;
-  }
-
-  /** Consumes every result; `onData` may be async and paces the server. */
-  run(handlers: { onData?: (result: ResultMessage) => unknown } = {}): Promise<SessionSummary> {
-    return this.inner.run(handlers);
   }
 
   /**
@@ -95,11 +60,6 @@ export class VideoSession implements AsyncIterable<ResultMessage> {
       );
     }
     return stream;
-  }
-
-  /** Ends the session and releases the peer connection. Idempotent. */
-  close(): void {
-    this.inner.close();
   }
 }
 

@@ -2,41 +2,29 @@
  * The Node entry point: `new InferenceClient({ apiUrl }).webrtc.stream({ source, workflow, ... })`,
  * shaped after Roboflow's Python SDK (`client.webrtc.stream(source=VideoFileSource(...))`).
  */
-import type { IceServerLike, ResultMessage } from "@vidrtc/protocol";
+import { VidrtcError } from "@vidrtc/protocol";
 import {
+  type ClientOptionsBase,
+  DEFAULT_API_URL,
   type InferenceSession,
-  type SessionOptions,
-  type SessionSummary,
+  SessionHandle,
+  type StreamOptionsBase,
   startSession,
-  type UploadSummary,
 } from "@vidrtc/protocol/session";
 import type { RTCPeerConnection } from "werift";
 import { VideoFileSource } from "./file-source.js";
-import { createWeriftPeer, recordVideoToWebm, type WeriftPeerConfig } from "./werift.js";
+import { createWeriftPeer, recordVideoToWebm, type WeriftPeer, type WeriftPeerConfig } from "./werift.js";
 
-/** Default API URL: a local inference server (`vidrtc-server` or Roboflow's) on its usual port. */
-export const DEFAULT_API_URL = "http://127.0.0.1:9001";
+export { DEFAULT_API_URL };
 
 /** Options of {@link InferenceClient}. */
-export interface InferenceClientOptions {
-  /** Inference server base URL. Default `http://127.0.0.1:9001`. */
-  apiUrl?: string;
-  /** Roboflow API key (sent in the body and as `Authorization: Bearer`). */
-  apiKey?: string;
-  /**
-   * ICE servers for both sides. Without them no STUN server is contacted (host candidates only),
-   * which is what a local or LAN server needs; Roboflow-hosted URLs fetch TURN servers automatically.
-   */
-  iceServers?: IceServerLike[];
+export interface InferenceClientOptions extends ClientOptionsBase {
   /** Raw werift peer options for LAN/internet use (interface filters, port ranges, ...). */
   werift?: WeriftPeerConfig["werift"];
-  /** `fetch` used for signalling. */
-  fetch?: typeof fetch;
 }
 
 /** Options of `client.webrtc.stream()`. */
-export interface StreamOptions
-  extends Omit<SessionOptions, "apiUrl" | "source" | "createPeer" | "apiKey" | "fetch" | "iceServers"> {
+export interface StreamOptions extends StreamOptionsBase {
   /** The video: a {@link VideoFileSource} or a path. */
   source: VideoFileSource | string;
   /** Record the returned video track (needs `streamOutput`) to this WebM file. */
@@ -44,42 +32,20 @@ export interface StreamOptions
 }
 
 /** A running session in Node: results iteration, `run()`, upload/done promises, video recording. */
-export class VideoSession implements AsyncIterable<ResultMessage> {
+export class VideoSession extends SessionHandle {
   private recording: Promise<string> | null = null;
 
   /** @internal */
   constructor(
-    private readonly inner: InferenceSession,
-    private readonly videoTrack: ReturnType<typeof createWeriftPeer>["videoTrack"],
-  ) {}
-
-  /** Resolves when the file has been delivered to the transport. */
-  get uploaded(): Promise<UploadSummary> {
-    return this.inner.uploaded;
-  }
-
-  /** Resolves at `processing_complete`; rejects with the session's `VidrtcError`. */
-  get done(): Promise<SessionSummary> {
-    return this.inner.done;
+    inner: InferenceSession,
+    private readonly peer: WeriftPeer,
+  ) {
+    super(inner);
   }
 
   /** The underlying werift peer connection. */
   get peerConnection(): RTCPeerConnection {
-    return (this.inner.peer as unknown as { raw: RTCPeerConnection }).raw;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<ResultMessage> {
-    return this.inner[Symbol.asyncIterator]();
-  }
-
-  /** The results as a `ReadableStream`; reading drives the ACKs. */
-  get readable(): ReadableStream<ResultMessage> {
-    return this.inner.readable;
-  }
-
-  /** Consumes every result; `onData` may be async and paces the server. */
-  run(handlers: { onData?: (result: ResultMessage) => unknown } = {}): Promise<SessionSummary> {
-    return this.inner.run(handlers);
+    return this.peer.raw;
   }
 
   /**
@@ -89,10 +55,13 @@ export class VideoSession implements AsyncIterable<ResultMessage> {
    */
   saveVideo(path: string): Promise<string> {
     if (this.recording) return this.recording;
-    const track = this.videoTrack;
+    const track = this.peer.videoTrack;
     if (!track) {
       return Promise.reject(
-        new Error('No video comes back in this session: pass streamOutput (e.g. ["annotated"]) to stream().'),
+        new VidrtcError(
+          "INVALID_OPTIONS",
+          'No video comes back in this session: pass streamOutput (e.g. ["annotated"]) to stream().',
+        ),
       );
     }
     this.recording = (async () => {
@@ -106,11 +75,6 @@ export class VideoSession implements AsyncIterable<ResultMessage> {
     })();
     this.recording.catch(() => {});
     return this.recording;
-  }
-
-  /** Ends the session and releases the peer connection. Idempotent. */
-  close(): void {
-    this.inner.close();
   }
 }
 
@@ -128,8 +92,8 @@ export class InferenceClient {
   private async stream(options: StreamOptions): Promise<VideoSession> {
     const { source: input, saveVideo, ...rest } = options;
     const fileSource = typeof input === "string" ? new VideoFileSource(input) : input;
-    const source = await fileSource.prepare({ maxBytes: rest.maxUploadBytes });
-    let peer: ReturnType<typeof createWeriftPeer> | null = null;
+    const source = await fileSource.prepare({ maxBytes: rest.maxUploadBytes, signal: rest.signal });
+    let peer: WeriftPeer | null = null;
     const inner = await startSession({
       ...rest,
       apiUrl: this.apiUrl,
@@ -142,7 +106,7 @@ export class InferenceClient {
         return peer;
       },
     });
-    const session = new VideoSession(inner, peer!.videoTrack);
+    const session = new VideoSession(inner, peer!);
     if (saveVideo) void session.saveVideo(saveVideo);
     return session;
   }

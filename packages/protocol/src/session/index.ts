@@ -1,2 +1,3 @@
+export * from "./handle.js";
 export type * from "./peer.js";
 export * from "./session.js";
