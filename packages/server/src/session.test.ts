@@ -461,7 +461,13 @@ describe("limits and lifecycle", () => {
     c.ackDelayMs = 400;
     expect((await c.connect()).status).toBe(200);
     await c.send(frameFile(longVideo));
-    const complete = await c.waitComplete(10_000);
+    const complete = await c.waitComplete(10_000).catch((error: Error) => {
+      // Seen once under CI load: say what the server did instead.
+      const seen = h.events.map((e) =>
+        e.type === "frame-sent" ? `frame-sent:${e.frameId}` : JSON.stringify(e),
+      );
+      throw new Error(`${error.message}; server events: ${seen.join(" ")}`);
+    });
     expect(complete.output.termination_reason).toBe("timeout_reached");
     expect(complete.output.video_metadata?.frame_id).toBeLessThan(LONG_FRAMES);
   }, 20_000);
