@@ -17,6 +17,14 @@ import { createWeriftPeer, recordVideoToWebm, type WeriftPeer, type WeriftPeerCo
 
 export { DEFAULT_API_URL };
 
+/**
+ * Upload sink watermarks for werift (bytes). werift keeps a pending SCTP send per queued message
+ * and re-arms each of them after every transmit round, so a deeper queue costs CPU per message:
+ * measured on loopback (apps/e2e/src/bench/node-upload.ts), 512 KiB / 128 KiB used the least
+ * sender CPU, 1 MiB slightly more, 2 MiB and above clearly more. A caller's `sink` option wins.
+ */
+export const WERIFT_SINK_WATERMARKS = { highWaterMark: 512 * 1024, lowWaterMark: 128 * 1024 } as const;
+
 /** Options of {@link InferenceClient}. */
 export interface InferenceClientOptions extends ClientOptionsBase {
   /** Raw werift peer options for LAN/internet use (interface filters, port ranges, ...). */
@@ -96,6 +104,7 @@ export class InferenceClient {
     let peer: WeriftPeer | null = null;
     const inner = await startSession({
       ...rest,
+      sink: { ...WERIFT_SINK_WATERMARKS, ...rest.sink },
       apiUrl: this.apiUrl,
       apiKey: this.options.apiKey,
       iceServers: this.options.iceServers,
