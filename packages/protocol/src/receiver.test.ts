@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_UPLOAD_CHUNKS, UPLOAD_CHUNK_SIZE, UPLOAD_HEADER_SIZE } from "./constants.js";
 import { VidrtcError } from "./errors.js";
 import { UploadReceiver, type UploadReceiverOptions } from "./receiver.js";
+import { expectCode } from "./test-support/errors.js";
 
 function chunk(index: number, total: number, payload: Uint8Array | number[]): Uint8Array {
   const body = payload instanceof Uint8Array ? payload : Uint8Array.from(payload);
@@ -36,19 +37,6 @@ function receiver(options: Partial<UploadReceiverOptions> = {}): { r: UploadRece
   const echoes: Uint8Array[] = [];
   const r = new UploadReceiver({ echo: (d) => echoes.push(d), chunkSize: 4, ...options });
   return { r, echoes };
-}
-
-function expectCode(fn: () => unknown, code: string, pattern?: RegExp): VidrtcError {
-  try {
-    fn();
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    const e = error as VidrtcError;
-    expect(e.code).toBe(code);
-    if (pattern) expect(e.message).toMatch(pattern);
-    return e;
-  }
-  throw new Error(`expected ${code}, nothing thrown`);
 }
 
 describe("UploadReceiver", () => {

@@ -17,6 +17,7 @@ import {
   toResultMessage,
   type WebRTCOutput,
 } from "./results.js";
+import { expectCode, expectCodeAsync } from "./test-support/errors.js";
 
 const utf8 = new TextEncoder();
 
@@ -53,36 +54,6 @@ function output(frameId: number, extra: Partial<WebRTCOutput> = {}): WebRTCOutpu
     termination_reason: null,
     ...extra,
   };
-}
-
-function expectCode(fn: () => unknown, code: string, pattern?: RegExp): VidrtcError {
-  try {
-    fn();
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    const e = error as VidrtcError;
-    expect(e.code).toBe(code);
-    if (pattern) expect(e.message).toMatch(pattern);
-    return e;
-  }
-  throw new Error(`expected ${code}, nothing thrown`);
-}
-
-async function expectCodeAsync(
-  promise: Promise<unknown>,
-  code: string,
-  pattern?: RegExp,
-): Promise<VidrtcError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    const e = error as VidrtcError;
-    expect(e.code).toBe(code);
-    if (pattern) expect(e.message).toMatch(pattern);
-    return e;
-  }
-  throw new Error(`expected ${code}, nothing thrown`);
 }
 
 describe("frameResultPayload", () => {

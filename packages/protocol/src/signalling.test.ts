@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { VidrtcError } from "./errors.js";
 import {
   buildInitialiseRequest,
   type FetchLike,
@@ -11,6 +10,7 @@ import {
   parseTurnConfig,
   postInitialise,
 } from "./signalling.js";
+import { rejection, thrown } from "./test-support/errors.js";
 
 const offer = { type: "offer" as const, sdp: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n" };
 const spec = { version: "1.0", inputs: [{ type: "WorkflowImage", name: "image" }], steps: [], outputs: [] };
@@ -29,26 +29,6 @@ const answerBody = {
   sdp: "v=0\r\nanswer",
   type: "answer",
 };
-
-async function rejection(promise: Promise<unknown>): Promise<VidrtcError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    return error as VidrtcError;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(fn: () => unknown): VidrtcError {
-  try {
-    fn();
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    return error as VidrtcError;
-  }
-  throw new Error("expected a throw");
-}
 
 interface Call {
   url: string;

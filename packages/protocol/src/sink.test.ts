@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { UPLOAD_CHUNK_SIZE, UPLOAD_HEADER_SIZE } from "./constants.js";
 import { VidrtcError } from "./errors.js";
 import { type ChannelSinkOptions, createChannelSink, type SinkProgress } from "./sink.js";
+import { rejection } from "./test-support/errors.js";
 import { FakeChannel, type FakeChannelOptions } from "./test-support/fake-channel.js";
 import { createUploadStream } from "./upload.js";
 
@@ -46,16 +47,6 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.byteLength, b.byteLength);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.byteLength === b.byteLength ? -1 : n;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VidrtcError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    return error as VidrtcError;
-  }
-  throw new Error("expected a rejection");
 }
 
 const msg = (size: number, fill = 1) => new Uint8Array(size).fill(fill);

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_UPLOAD_BYTES, UPLOAD_CHUNK_SIZE, UPLOAD_HEADER_SIZE } from "./constants.js";
 import { VidrtcError } from "./errors.js";
 import { UploadReceiver } from "./receiver.js";
+import { rejection, thrown } from "./test-support/errors.js";
 import {
   createChunker,
   createFramer,
@@ -91,26 +92,6 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.byteLength, b.byteLength);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.byteLength === b.byteLength ? -1 : n;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<VidrtcError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    return error as VidrtcError;
-  }
-  throw new Error("expected a rejection");
-}
-
-function thrown(fn: () => unknown): VidrtcError {
-  try {
-    fn();
-  } catch (error) {
-    expect(VidrtcError.isInstance(error)).toBe(true);
-    return error as VidrtcError;
-  }
-  throw new Error("expected a throw");
 }
 
 // ---------- tests ----------
