@@ -243,6 +243,49 @@ function procMemory(pid: number): { rss: number; hwm: number } | null {
 
 // ====================================================================== child: the server
 
+/** Costs of an upload, counted from `startCostMeter()` to `read()`. */
+interface Costs {
+  cpuMs: number;
+  receiverCpuMs: number;
+  gcMs: number;
+  drops: number;
+}
+
+interface CostMeter {
+  read(): Costs;
+}
+
+/** Starts counting sender CPU, receiver (server child) CPU, GC time and UDP receive-buffer drops. */
+function startCostMeter(serverPid: number): CostMeter {
+  const cpuStart = process.cpuUsage();
+  const gcStart = gcTimeMs();
+  const receiverCpuStart = procCpuMs(serverPid);
+  const dropsBefore = udpRcvbufErrors();
+  return {
+    read: () => {
+      const cpu = process.cpuUsage(cpuStart);
+      return {
+        cpuMs: (cpu.user + cpu.system) / 1e3,
+        receiverCpuMs: procCpuMs(serverPid) - receiverCpuStart,
+        gcMs: gcTimeMs() - gcStart,
+        drops: udpRcvbufErrors() - dropsBefore,
+      };
+    },
+  };
+}
+
+/** The per-run rate fields of an upload from its costs. */
+function costRates(costs: Costs, bytes: number, seconds: number) {
+  const mib = bytes / MiB;
+  return {
+    cpu: costs.cpuMs / 1000 / seconds,
+    cpuMsPerMiB: costs.cpuMs / mib,
+    receiverCpu: costs.receiverCpuMs / 1000 / seconds,
+    gcMsPerMiB: costs.gcMs / mib,
+    drops: costs.drops,
+  };
+}
+
 /** Messages from the server child. `at` is the child's wall clock ({@link wallNow}). */
 type ServerMessage =
   | { kind: "ready"; url: string; pid: number }
@@ -499,10 +542,7 @@ async function bareUpload(
     const total = totalChunksFor(file.bytes);
     const block = opts.blockChunks * UPLOAD_CHUNK_SIZE;
     const handle = await open(file.path, "r");
-    const cpuStart = process.cpuUsage();
-    const gcStart = gcTimeMs();
-    const receiverCpuStart = procCpuMs(server.pid);
-    const dropsBefore = udpRcvbufErrors();
+    const meter = startCostMeter(server.pid);
     let firstSendAt = Number.NaN;
     const pauses = { count: 0, byEvent: 0, byPoll: 0, maxBufferedAtResume: 0, pausedShare: 0 };
     let pausedMs = 0;
@@ -557,9 +597,7 @@ async function bareUpload(
       lowSub.unSubscribe();
     }
     const done = await waitStored(server, since, 600_000);
-    const cpu = process.cpuUsage(cpuStart);
-    const gcUsed = gcTimeMs() - gcStart;
-    const receiverCpuMs = procCpuMs(server.pid) - receiverCpuStart;
+    const costs = meter.read();
     checkStored(done.event, file, "bare loop");
     const seconds = (done.at - firstSendAt) / 1000;
     pauses.pausedShare = pausedMs / 1000 / seconds;
@@ -568,11 +606,7 @@ async function bareUpload(
       completeAt: done.at,
       seconds,
       mibPerSecond: file.bytes / MiB / seconds,
-      cpu: (cpu.user + cpu.system) / 1e6 / seconds,
-      cpuMsPerMiB: (cpu.user + cpu.system) / 1e3 / (file.bytes / MiB),
-      receiverCpu: receiverCpuMs / 1000 / seconds,
-      gcMsPerMiB: gcUsed / (file.bytes / MiB),
-      drops: udpRcvbufErrors() - dropsBefore,
+      ...costRates(costs, file.bytes, seconds),
       pauses,
     };
   } finally {
@@ -590,10 +624,7 @@ async function vidrtcUpload(
   const since = server.events.length;
   const client = new InferenceClient({ apiUrl: server.url, werift: senderOptions(opts.mtu) });
   let firstSendAt = Number.NaN;
-  let cpuStart: NodeJS.CpuUsage | null = null;
-  let receiverCpuStart = Number.NaN;
-  let gcStart = Number.NaN;
-  let dropsBefore = Number.NaN;
+  let meter: CostMeter | null = null;
   const session = await client.webrtc.stream({
     source: sourceFor(file.path, opts.sink, opts.maxUploadBytes),
     workflow: WORKFLOW,
@@ -604,33 +635,24 @@ async function vidrtcUpload(
     onUploadProgress: (p: UploadProgress) => {
       if (Number.isNaN(firstSendAt) && p.bytesUploaded > 0) {
         firstSendAt = wallNow() - p.elapsedMs;
-        cpuStart = process.cpuUsage();
-        gcStart = gcTimeMs();
-        receiverCpuStart = procCpuMs(server.pid);
-        dropsBefore = udpRcvbufErrors();
+        meter = startCostMeter(server.pid);
       }
     },
   });
   try {
     // session.uploaded rejects when the session fails (stall, closed channel): stop waiting then.
     const done = await waitStored(server, since, 600_000, session.uploaded);
-    const cpu = process.cpuUsage(cpuStart ?? undefined);
-    const gcUsed = gcTimeMs() - gcStart;
-    const receiverCpuMs = procCpuMs(server.pid) - receiverCpuStart;
+    const costs = (meter as CostMeter | null)?.read();
     checkStored(done.event, file, "@vidrtc/node");
     await session.uploaded;
-    if (Number.isNaN(firstSendAt)) throw new Error("no upload progress event was seen");
+    if (Number.isNaN(firstSendAt) || !costs) throw new Error("no upload progress event was seen");
     const seconds = (done.at - firstSendAt) / 1000;
     return {
       firstSendAt,
       completeAt: done.at,
       seconds,
       mibPerSecond: file.bytes / MiB / seconds,
-      cpu: (cpu.user + cpu.system) / 1e6 / seconds,
-      cpuMsPerMiB: (cpu.user + cpu.system) / 1e3 / (file.bytes / MiB),
-      receiverCpu: receiverCpuMs / 1000 / seconds,
-      gcMsPerMiB: gcUsed / (file.bytes / MiB),
-      drops: udpRcvbufErrors() - dropsBefore,
+      ...costRates(costs, file.bytes, seconds),
     };
   } finally {
     session.close();
