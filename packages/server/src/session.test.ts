@@ -27,9 +27,9 @@ let videoSha: string;
 let longVideo: Buffer;
 const LONG_FRAMES = 300;
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), "vidrtc-session-test-"));
-  const file = path.join(dir, "clip.mp4");
+/** Encodes an ffmpeg `testsrc` clip as H.264 MP4 into the test directory and returns its bytes. */
+async function testsrcClip(name: string, source: string, extra: string[] = []): Promise<Buffer> {
+  const file = path.join(dir, name);
   await run("ffmpeg", [
     "-hide_banner",
     "-loglevel",
@@ -37,33 +37,22 @@ beforeAll(async () => {
     "-f",
     "lavfi",
     "-i",
-    `testsrc=size=160x120:rate=12:duration=1`,
+    source,
     "-c:v",
     "libx264",
     "-pix_fmt",
     "yuv420p",
-    "-g",
-    "6",
+    ...extra,
     file,
   ]);
-  video = await readFile(file);
+  return readFile(file);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "vidrtc-session-test-"));
+  video = await testsrcClip("clip.mp4", "testsrc=size=160x120:rate=12:duration=1", ["-g", "6"]);
   videoSha = createHash("sha256").update(video).digest("hex");
-  const long = path.join(dir, "long.mp4");
-  await run("ffmpeg", [
-    "-hide_banner",
-    "-loglevel",
-    "error",
-    "-f",
-    "lavfi",
-    "-i",
-    `testsrc=size=640x360:rate=30:duration=${LONG_FRAMES / 30}`,
-    "-c:v",
-    "libx264",
-    "-pix_fmt",
-    "yuv420p",
-    long,
-  ]);
-  longVideo = await readFile(long);
+  longVideo = await testsrcClip("long.mp4", `testsrc=size=640x360:rate=30:duration=${LONG_FRAMES / 30}`);
 }, 30_000);
 
 afterAll(async () => {
