@@ -1,6 +1,7 @@
 /**
  * The seam between the shared session and a WebRTC stack's peer connection.
- * `@vidrtc/node` implements it over werift, `@vidrtc/browser` over the native RTCPeerConnection.
+ * `PeerConnectionLike` is the offering side (clients); `AnsweringPeerLike` the answering side (servers).
+ * Node stacks implement both; `@vidrtc/browser` implements the offering side on RTCPeerConnection.
  */
 import type { DataChannelLike, Unsubscribe } from "../channel.js";
 
@@ -34,4 +35,54 @@ export interface PeerConnectionLike {
   onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe;
   /** Idempotent. */
   close(): void;
+}
+
+/**
+ * The sending half of a negotiated video track: the answering side writes RTP packets (header and
+ * payload, already packetised, e.g. VP8 from ffmpeg) that the stack forwards over SRTP.
+ */
+export interface VideoSenderLike {
+  /** RTP payload type the peer negotiated for the codec (VP8); packets must carry it. */
+  readonly payloadType: number;
+  /** Codec MIME type negotiated for this track, e.g. `"video/VP8"`. */
+  readonly mimeType: string;
+  /** Forwards one RTP packet. Never throws after the peer has closed (the packet is dropped). */
+  writeRtp(packet: Uint8Array): void;
+}
+
+export interface AnswerOptions {
+  /** Bound on ICE gathering before the answer is returned (no trickle). */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /**
+   * Offer to send processed video: when the offer has a video m-line with VP8, a send-only VP8
+   * track is negotiated and exposed as {@link AnsweringPeerLike.videoSender}.
+   */
+  sendVideo: boolean;
+}
+
+/**
+ * The answering side of a session, as a server needs it: accept an offer, hand over the data
+ * channels the client opens, optionally send one video track. Implemented per WebRTC stack (werift,
+ * node-datachannel) so that the server never touches a stack directly.
+ */
+export interface AnsweringPeerLike {
+  /**
+   * Applies the remote offer, creates the answer, sets it as local description and waits until
+   * ICE gathering completes (or `timeoutMs` passes with at least one candidate); returns the local
+   * answer with its candidates. Rejects with a `VidrtcError` (`SIGNALLING_FAILED`,
+   * `ICE_GATHERING_TIMEOUT`) on bad offers or timeouts. Call once.
+   */
+  answer(offer: SessionDescriptionLike, options: AnswerOptions): Promise<SessionDescriptionLike>;
+  /** The negotiated video sender after `answer()` when `sendVideo` was asked and possible; else `null`. */
+  readonly videoSender: VideoSenderLike | null;
+  /**
+   * Channels opened by the remote peer. A channel is handed over at most once; messages are not
+   * delivered before the listener returns, so subscribing synchronously loses nothing.
+   */
+  onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe;
+  readonly connectionState: PeerConnectionState;
+  onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe;
+  /** Idempotent; resolves once every socket and timer of the peer is released. */
+  close(): Promise<void>;
 }
