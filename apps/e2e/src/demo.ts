@@ -18,7 +18,7 @@ const outDir = resolve(process.env.VIDRTC_DEMO_OUT ?? join(repoRoot, "demo-outpu
 
 function cliPath(): string {
   const require = createRequire(import.meta.url);
-  const pkg = require.resolve("@vidrtc/node/package.json");
+  const pkg = require.resolve("vidrtc/package.json");
   return join(dirname(pkg), "dist", "bin.js");
 }
 

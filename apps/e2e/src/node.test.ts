@@ -15,7 +15,7 @@ import { emptyFile, frameCount, largeVideo, motionVideo, randomFile, tinyVideo }
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
 
 const require = createRequire(import.meta.url);
-const cliBin = join(dirname(require.resolve("@vidrtc/node/package.json")), "dist", "bin.js");
+const cliBin = join(dirname(require.resolve("vidrtc/package.json")), "dist", "bin.js");
 const serverBin = join(dirname(require.resolve("@vidrtc/server/package.json")), "dist", "cli.js");
 
 function client(url: string): InferenceClient {

@@ -3,12 +3,11 @@
  */
 import { createWriteStream, readFileSync } from "node:fs";
 import { basename } from "node:path";
+import { DEFAULT_API_URL, InferenceClient, VideoFileSource } from "@vidrtc/node";
 import { type ResultMessage, VidrtcError } from "@vidrtc/protocol";
 import type { UploadProgress } from "@vidrtc/protocol/session";
 import cliProgress from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_API_URL, InferenceClient } from "./client.js";
-import { VideoFileSource } from "./file-source.js";
 
 /** Process exit codes of the `vidrtc` CLI. */
 export const EXIT = {
