@@ -491,6 +491,22 @@ async function withTimeout<T>(
 }
 
 /**
+ * Throws `SIGNALING_FAILED` when `response` is a redirect (a 3xx from `redirect: "manual"` in Node, or
+ * the browser's opaque redirect). Redirects are never followed because the request carries the API key.
+ */
+function refuseRedirect(response: Response, shown: string): void {
+  const redirected = response.type === "opaqueredirect" || (response.status >= 300 && response.status < 400);
+  if (!redirected) return;
+  void response.body?.cancel().catch(() => undefined);
+  const location = response.headers.get("location");
+  throw new VidrtcError(
+    "SIGNALING_FAILED",
+    `${shown} answered with a redirect${response.status ? ` (HTTP ${response.status})` : ""}${location ? ` to ${redactUrl(location)}` : ""}; redirects are not followed because the request carries the API key. Use the final URL.`,
+    response.status ? { status: response.status } : {},
+  );
+}
+
+/**
  * Builds the request, POSTs it to `{apiUrl}/initialise_webrtc_worker` within `timeoutMs`
  * (default 90 s) and parses the answer. Errors: `INVALID_OPTIONS`, `CONNECTION_FAILED` (network
  * failure, names the URL), `SIGNALING_FAILED` (timeout, bad answer), `ABORTED`, or the HTTP
@@ -509,7 +525,16 @@ export async function postInitialise(
     http,
     DEFAULT_SIGNALING_TIMEOUT_MS,
     async (fetchFn, signal) => {
-      const response = await fetchFn(url, { method: "POST", headers, body: JSON.stringify(body), signal });
+      // Never follow a redirect: the API key is in the body (and maybe a header), and a 307/308
+      // would resend both to wherever the Location points.
+      const response = await fetchFn(url, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(body),
+        signal,
+        redirect: "manual",
+      });
+      refuseRedirect(response, shown);
       return parseInitialiseResponse(response);
     },
     (ms) =>
@@ -612,7 +637,10 @@ export async function fetchTurnConfig(
         method: "GET",
         headers: { Accept: "application/json" },
         signal,
+        // The key is in the query: a redirect would hand it to the Location's host.
+        redirect: "manual",
       });
+      refuseRedirect(response, shown);
       const text = await readBodyText(response);
       const body = parseJsonOrUndefined(text);
       if (!response.ok) throw httpError("TURN config request", response, body, text);

@@ -100,6 +100,7 @@ export async function* decodeVideo(
     "-loglevel",
     "repeat+level+info",
     ...INPUT_SAFETY,
+    ...(info.container ? ["-f", info.container] : []),
     "-i",
     fileUrl(path),
     "-map",

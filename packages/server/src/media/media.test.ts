@@ -124,6 +124,43 @@ describe("probeVideo", () => {
     expect(d.message).toContain("whitelist");
   });
 
+  it("never lets an upload make ffmpeg read another local file (HLS playlist, concat list)", async () => {
+    // The segment is a real, decodable video on this machine: before the demuxer allowlist ffprobe and
+    // ffmpeg followed the playlist and decoded it.
+    const segment = join(fx.dir, "secret.ts");
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("ffmpeg", ["-v", "error", "-y", "-i", fx.testsrc, "-c", "copy", "-f", "mpegts", segment]);
+    const uploads = {
+      hls: `#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n${segment}\n#EXT-X-ENDLIST\n`,
+      concat: `ffconcat version 1.0\nfile '${segment}'\n`,
+    };
+    for (const [name, text] of Object.entries(uploads)) {
+      const upload = join(fx.dir, `upload-${name}.mp4`);
+      await writeFile(upload, text);
+      const e = await rejection(probeVideo(upload));
+      expect(e.code).toBe("PROCESSING_FAILED");
+      expect(e.message).toMatch(/whitelist|not allowed/);
+      // Even when handed a forged info naming the list's demuxer, ffmpeg refuses to open it.
+      for (const container of [undefined, name === "hls" ? "hls" : "concat"]) {
+        const fake: VideoInfo = {
+          fps: 15,
+          width: 320,
+          height: 240,
+          rotation: 0,
+          frameCount: 30,
+          durationSeconds: 2,
+          codec: "h264",
+          ...(container ? { container } : {}),
+        };
+        const d = await rejection(collect(decodeVideo(upload, fake)));
+        expect(d.code).toBe("PROCESSING_FAILED");
+      }
+    }
+    // The probed demuxer of real uploads is reported (and forced when decoding).
+    expect((await probeVideo(fx.testsrc)).container).toBe("mov");
+    expect((await probeVideo(fx.webm)).container).toBe("matroska");
+  });
+
   it("rejects a missing file and a missing ffprobe with PROCESSING_FAILED", async () => {
     expect((await rejection(probeVideo(`${fx.dir}/nope.mp4`))).code).toBe("PROCESSING_FAILED");
     const e = await rejection(probeVideo(fx.testsrc, { ffprobePath: "/nonexistent/ffprobe" }));

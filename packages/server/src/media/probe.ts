@@ -23,6 +23,11 @@ export interface VideoInfo {
   durationSeconds: number | null;
   /** ffprobe's codec name, e.g. `h264`, `vp8`. */
   codec: string;
+  /**
+   * The demuxer ffprobe chose, one of {@link ALLOWED_DEMUXERS} (e.g. `mov`, `matroska`). {@link decodeVideo}
+   * forces it with `-f`, so ffmpeg cannot pick another one for the same bytes. Absent only in hand-made infos.
+   */
+  container?: string;
 }
 
 /** Options for {@link probeVideo}. */
@@ -134,10 +139,46 @@ async function ffprobeJson(ffprobe: string, args: string[], options: ProbeOption
 }
 
 /**
- * Input options for untrusted uploads: only the `file` protocol, so a playlist-like upload (HLS, SDP,
- * concat...) cannot make ffmpeg open network URLs.
+ * Demuxers an upload may use: self-contained video containers only. Playlists and lists that name other
+ * files or URLs (`hls`, `dash`, `concat`, `image2`, `ffconcat`, `sdp`, `rtsp`, `tee`, `lavfi`, ...) are
+ * not on it, so an upload can never make ffmpeg read anything but itself. Each entry is ffmpeg's demuxer
+ * name (ffmpeg matches any of a demuxer's comma-separated names against this list).
  */
-export const INPUT_SAFETY: readonly string[] = ["-protocol_whitelist", "file"];
+export const ALLOWED_DEMUXERS: readonly string[] = [
+  "mov", // mp4, m4v, mov, 3gp (external data references stay off: the demuxer's enable_drefs defaults to 0)
+  "matroska", // mkv, webm
+  "avi",
+  "mpegts",
+  "mpeg",
+  "flv",
+  "ogg",
+  "ivf",
+  "asf",
+  "h264",
+  "hevc",
+  "m4v",
+];
+
+/**
+ * Input options for untrusted uploads: only the `file` protocol (no network URL is ever opened) and only
+ * the demuxers of {@link ALLOWED_DEMUXERS} (no playlist or list can open other local files).
+ */
+export const INPUT_SAFETY: readonly string[] = [
+  "-protocol_whitelist",
+  "file",
+  "-format_whitelist",
+  ALLOWED_DEMUXERS.join(","),
+];
+
+/**
+ * The allowed demuxer of an ffprobe `format_name` (e.g. `mov,mp4,m4a,3gp,3g2,mj2` -> `mov`), or null when
+ * none of its names is allowed.
+ */
+export function allowedDemuxer(formatName: string | undefined): string | null {
+  if (!formatName) return null;
+  const names = formatName.split(",").map((n) => n.trim());
+  return ALLOWED_DEMUXERS.find((allowed) => names.includes(allowed)) ?? null;
+}
 
 /** The input argument for ffmpeg/ffprobe: the `file:` protocol, so no other protocol or option is ever parsed from a path. */
 export function fileUrl(path: string): string {
@@ -168,6 +209,12 @@ export async function probeVideo(
     ],
     options,
   );
+  const container = allowedDemuxer(probed.format?.format_name);
+  if (container === null) {
+    throw notDecodable(
+      `the container format ${probed.format?.format_name ? `'${probed.format.format_name}' ` : ""}is not allowed (allowed: ${ALLOWED_DEMUXERS.join(", ")})`,
+    );
+  }
   const stream = probed.streams?.[0];
   if (!stream || (stream.codec_type !== undefined && stream.codec_type !== "video")) {
     throw notDecodable(
@@ -190,6 +237,8 @@ export async function probeVideo(
         ffprobe,
         [
           ...base,
+          "-f",
+          container,
           "-count_packets",
           "-show_entries",
           "stream=nb_read_packets",
@@ -214,6 +263,7 @@ export async function probeVideo(
     frameCount: frameCount === null ? null : Math.round(frameCount),
     durationSeconds,
     codec: stream.codec_name,
+    container,
   };
 }
 
