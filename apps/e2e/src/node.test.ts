@@ -112,6 +112,7 @@ describe("@vidrtc/node against @vidrtc/server", () => {
       source: video.path,
       workflow: "motion",
       dataOutput: ["motion_score"],
+      readAhead: 0,
     });
     const ids: number[] = [];
     await session.run({
@@ -126,6 +127,43 @@ describe("@vidrtc/node against @vidrtc/server", () => {
     const paced = mine.filter((e) => e.lastAck > 0);
     expect(paced.length).toBeGreaterThan(video.frames / 2);
     for (const e of paced) expect(e.frameId - e.lastAck).toBeLessThanOrEqual(1);
+  });
+
+  it("read-ahead credit: the server paces from frame 1 and stays within `frames` of a slow consumer", async () => {
+    const F = 4;
+    const video = await motionVideo({ seconds: 2, fps: 15 });
+    const session = await client(server.url).webrtc.stream({
+      source: video.path,
+      workflow: "motion",
+      dataOutput: ["motion_score"],
+      readAhead: { frames: F },
+    });
+    const ids: number[] = [];
+    let sessionId: string | undefined;
+    let maxAhead = 0;
+    await session.run({
+      onData: async (r) => {
+        ids.push(r.frameId);
+        await new Promise((res) => setTimeout(res, 30));
+        const sent = server.events.filter((e) => e.type === "frame-sent");
+        sessionId ??= sent.findLast((e) => e.frameId === r.frameId)?.sessionId;
+        const mine = sent.filter((e) => e.sessionId === sessionId);
+        const produced = Math.max(0, ...mine.map((e) => e.frameId));
+        // Frames before r are consumed; the server may be at most F beyond them.
+        expect(produced - (r.frameId - 1)).toBeLessThanOrEqual(F);
+        maxAhead = Math.max(maxAhead, produced - (r.frameId - 1));
+      },
+    });
+    expect(ids).toEqual(Array.from({ length: video.frames }, (_, i) => i + 1));
+    const mine = server.events.filter(
+      (e): e is Extract<typeof e, { type: "frame-sent" }> =>
+        e.type === "frame-sent" && e.sessionId === sessionId,
+    );
+    expect(mine).toHaveLength(video.frames);
+    // The first credit (F - 1: the server's window is 1) reached the server before frame 1.
+    expect(mine[0]!.lastAck).toBe(F - 1);
+    for (const e of mine) expect(e.frameId).toBeLessThanOrEqual(e.lastAck + 1);
+    expect(maxAhead).toBeGreaterThanOrEqual(F - 1);
   });
 
   it("aborts mid-upload within 1 s and the server cleans up", async () => {

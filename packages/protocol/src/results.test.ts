@@ -6,8 +6,10 @@ import { RESULT_CHUNK_SIZE, RESULT_HEADER_SIZE } from "./constants.js";
 import { VidrtcError } from "./errors.js";
 import {
   AckTracker,
+  AckWindow,
   ackMessage,
   createResultDecoder,
+  creditAck,
   decodeResultPayload,
   encodeResultMessage,
   frameResultPayload,
@@ -501,5 +503,49 @@ describe("ackMessage / AckTracker", () => {
         expect(t.lastAck).toBe(ids.length === 0 ? 0 : Math.max(...ids));
       }),
     );
+  });
+});
+
+describe("creditAck / AckWindow", () => {
+  it("credit = consumed + frames - window, never negative", () => {
+    expect(creditAck(0, 16)).toBe(15);
+    expect(creditAck(10, 16)).toBe(25);
+    expect(creditAck(0, 1)).toBe(0);
+    expect(creditAck(3, 4, 2)).toBe(5);
+  });
+
+  it("is unpaced before the first ACK, then admits up to lastAck + window and accepts credit", () => {
+    const w = new AckWindow();
+    expect(w.admits(50)).toBe(true);
+    expect(w.accept(3)).toBe(true);
+    expect(w.admits(4)).toBe(true);
+    expect(w.admits(5)).toBe(false);
+    // Smaller, equal, negative, fractional and non-numbers are ignored.
+    for (const bad of [2, 3, -1, 3.5, "9", null]) expect(w.accept(bad)).toBe(false);
+    expect(w.lastAck).toBe(3);
+    // Credit far beyond what was produced is accepted.
+    expect(w.accept(1000)).toBe(true);
+    expect(w.admits(1001)).toBe(true);
+    expect(w.admits(1002)).toBe(false);
+  });
+
+  it("waitFor resolves when an ACK admits the frame and rejects on abort", async () => {
+    const w = new AckWindow();
+    w.accept(1);
+    let admitted = false;
+    const waiting = w.waitFor(4).then(() => {
+      admitted = true;
+    });
+    w.accept(2);
+    await Promise.resolve();
+    expect(admitted).toBe(false);
+    w.accept(3);
+    await waiting;
+    expect(admitted).toBe(true);
+    const controller = new AbortController();
+    const aborted = w.waitFor(10, controller.signal);
+    controller.abort(new Error("stop"));
+    await expect(aborted).rejects.toThrow("stop");
+    expect(() => new AckWindow(0)).toThrow(VidrtcError);
   });
 });

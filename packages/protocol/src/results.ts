@@ -583,3 +583,60 @@ export async function encodeResultMessage(
   const payload = options.gzip === true ? await gzipBytes(json) : json;
   return frameResultPayload(frameId, payload, options.chunkSize ?? RESULT_CHUNK_SIZE);
 }
+
+/**
+ * The credit ACK a client with a read-ahead buffer of `frames` sends once it has finished every
+ * frame up to `consumedThrough`: the server (window `window`, 1 on both servers) may then produce
+ * up to `consumedThrough + frames`, so at most `frames` results are buffered or in flight.
+ */
+export function creditAck(consumedThrough: number, frames: number, window = 1): number {
+  return Math.max(0, consumedThrough + frames - window);
+}
+
+/**
+ * Server side of ACK pacing (PROTOCOL.md §4.3): keeps the highest cumulative ACK (values beyond
+ * the frames produced are credit and accepted; smaller, non-integer or negative ones ignored)
+ * and admits frame `k` while `k <= lastAck + window`, or unpaced until the first ACK.
+ */
+export class AckWindow {
+  readonly window: number;
+  #last = 0;
+  #waiters: Array<() => void> = [];
+
+  constructor(window = 1) {
+    this.window = positiveIntOption("window", window, 1);
+  }
+
+  /** The highest ACK received (0 = none yet: pacing is off). */
+  get lastAck(): number {
+    return this.#last;
+  }
+
+  /** Takes a received `ack` value; true when it advanced the window. */
+  accept(value: unknown): boolean {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= this.#last) return false;
+    this.#last = value;
+    for (const wake of this.#waiters.splice(0)) wake();
+    return true;
+  }
+
+  /** Whether frame `frameId` may be produced now. */
+  admits(frameId: number): boolean {
+    return this.#last === 0 || frameId <= this.#last + this.window;
+  }
+
+  /** Resolves once `frameId` is admitted; rejects with `signal.reason` on abort. */
+  async waitFor(frameId: number, signal?: AbortSignal): Promise<void> {
+    while (!this.admits(frameId)) {
+      if (signal?.aborted) throw signal.reason;
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(signal?.reason);
+        signal?.addEventListener("abort", onAbort, { once: true });
+        this.#waiters.push(() => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        });
+      });
+    }
+  }
+}

@@ -50,6 +50,11 @@ export class SessionHandle implements AsyncIterable<ResultMessage> {
     return this.inner.done;
   }
 
+  /** Realtime mode: results dropped (oldest first) because the consumer fell behind the bound. */
+  get droppedResults(): number {
+    return this.inner.droppedResults;
+  }
+
   /** Results in order; ends after `processing_complete`. */
   [Symbol.asyncIterator](): AsyncIterator<ResultMessage> {
     return this.inner[Symbol.asyncIterator]();

@@ -69,6 +69,8 @@ interface ServerBehaviour {
   silent?: boolean;
   /** Simulated processing time per frame. */
   frameDelayMs?: number;
+  /** One-way delay of ACKs from the client (a round trip on the ACK path). */
+  ackDelayMs?: number;
 }
 
 /** An in-memory server speaking the protocol: receiver, ACK pacing (window 1), results. */
@@ -80,6 +82,10 @@ class FakeServer {
   /** Largest `produced - lastAck` once pacing is on (after the first ACK). */
   maxAhead = 0;
   produced = 0;
+  /** Times production had to wait for an ACK. */
+  waits = 0;
+  /** ACK count when frame 1 was produced. */
+  acksAtFirstFrame = -1;
   #ackWaiters: Array<() => void> = [];
   constructor(readonly behaviour: ServerBehaviour = {}) {}
   attach(peer: FakePeer): void {
@@ -110,8 +116,13 @@ class FakeServer {
     if (typeof data === "string") {
       const msg = JSON.parse(data) as { ack?: number };
       if (typeof msg.ack === "number") {
-        this.acks.push(msg.ack);
-        for (const w of this.#ackWaiters.splice(0)) w();
+        const ack = msg.ack;
+        const apply = () => {
+          this.acks.push(ack);
+          for (const w of this.#ackWaiters.splice(0)) w();
+        };
+        if (this.behaviour.ackDelayMs) setTimeout(apply, this.behaviour.ackDelayMs);
+        else apply();
       }
     }
   }
@@ -125,6 +136,8 @@ class FakeServer {
   async process(): Promise<void> {
     const n = this.behaviour.frames ?? 5;
     for (let k = 1; k <= n; k++) {
+      if (k === 1) this.acksAtFirstFrame = this.acks.length;
+      if (this.acks.length > 0 && k > this.lastAck() + 1) this.waits += 1;
       while (this.acks.length > 0 && k > this.lastAck() + 1) {
         await new Promise<void>((r) => this.#ackWaiters.push(r));
       }
@@ -208,7 +221,7 @@ function setup(size: number, behaviour: ServerBehaviour = {}, extra: Partial<Ses
 
 describe("startSession", () => {
   it("creates channels in protocol order, uploads byte-exact, yields every result, ACKs after consumption", async () => {
-    const { server, peers, calls, data, options } = setup(300_000, { frames: 6 });
+    const { server, peers, calls, data, options } = setup(300_000, { frames: 6 }, { readAhead: 0 });
     const session = await startSession(options);
     expect(peers[0]!.created).toEqual(["inference", "video_upload"]);
     expect(calls[0]!.url).toBe("http://127.0.0.1:9001/initialise_webrtc_worker");
@@ -236,7 +249,7 @@ describe("startSession", () => {
   });
 
   it("a slow consumer paces the server: never more than one frame ahead, nothing lost", async () => {
-    const { server, options } = setup(100_000, { frames: 12, gzip: true, frameDelayMs: 2 });
+    const { server, options } = setup(100_000, { frames: 12, gzip: true, frameDelayMs: 2 }, { readAhead: 0 });
     const session = await startSession(options);
     const seen: number[] = [];
     await session.run({
@@ -422,5 +435,81 @@ describe("startSession", () => {
     await session.run();
     expect(logs.join("\n")).toContain("continuing without TURN");
     expect((calls[0]!.body as { webrtc_config: unknown }).webrtc_config).toBeNull();
+  });
+});
+
+describe("read-ahead (credit ACKs)", () => {
+  it("grants credit before the first frame and keeps the server within `frames` of the consumer", async () => {
+    const F = 4;
+    const { server, options } = setup(50_000, { frames: 20, frameDelayMs: 1 }, { readAhead: { frames: F } });
+    const session = await startSession(options);
+    const seen: number[] = [];
+    let maxBuffered = 0;
+    let maxAheadOfConsumer = 0;
+    await session.run({
+      onData: async (r) => {
+        seen.push(r.frameId);
+        maxBuffered = Math.max(maxBuffered, session.bufferedResults);
+        // Everything before r is consumed; the server may be at most F frames beyond that.
+        await new Promise((res) => setTimeout(res, 8));
+        expect(server.produced).toBeLessThanOrEqual(r.frameId - 1 + F);
+        maxAheadOfConsumer = Math.max(maxAheadOfConsumer, server.produced - (r.frameId - 1));
+      },
+    });
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // The first credit (F - 1, the server's window being 1) arrived before frame 1 was made.
+    expect(server.acks[0]).toBe(F - 1);
+    expect(server.acksAtFirstFrame).toBeGreaterThan(0);
+    expect(maxBuffered).toBeLessThanOrEqual(F);
+    // The slow consumer really filled the read-ahead (the bound was reached, not just respected).
+    expect(maxAheadOfConsumer).toBe(F);
+    expect(server.acks).toEqual([...server.acks].sort((a, b) => a - b));
+  });
+
+  it("hides ACK latency: the server never waits with enough credit, strict mode waits every frame", async () => {
+    const behaviour = { frames: 20, frameDelayMs: 3, ackDelayMs: 25 };
+    const credit = setup(20_000, behaviour, { readAhead: { frames: 16 } });
+    await (await startSession(credit.options)).run();
+    expect(credit.server.waits).toBe(0);
+    expect(credit.server.produced).toBe(20);
+
+    const strict = setup(20_000, behaviour, { readAhead: 0 });
+    await (await startSession(strict.options)).run();
+    // Strict ACK-after-consume: after the first ACK, every frame waits for one round trip.
+    expect(strict.server.waits).toBeGreaterThanOrEqual(8);
+  });
+
+  it("does not extend credit while the buffer holds `bytes` or more", async () => {
+    const { server, options } = setup(20_000, { frames: 12 }, { readAhead: { frames: 8, bytes: 1 } });
+    const session = await startSession(options);
+    await session.uploaded;
+    // Let the first credit's frames arrive while nobody consumes.
+    await new Promise((res) => setTimeout(res, 80));
+    const before = server.lastAck();
+    expect(before).toBe(7);
+    expect(server.produced).toBe(8);
+    const seen: number[] = [];
+    await session.run({ onData: (r) => void seen.push(r.frameId) });
+    expect(seen).toHaveLength(12);
+  });
+
+  it("refuses a bad readAhead before creating a peer", async () => {
+    for (const bad of [{ frames: 0 }, { frames: 1.5 }, { bytes: -1 }, 3 as unknown as 0]) {
+      const { peers, options } = setup(1000, {}, { readAhead: bad });
+      await expect(startSession(options)).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+      expect(peers).toHaveLength(0);
+    }
+  });
+
+  it("realtime mode bounds the queue: drops the oldest results and counts them", async () => {
+    const { options, server } = setup(20_000, { frames: 30 }, { realtime: true, readAhead: { frames: 4 } });
+    const session = await startSession(options);
+    const summary = await session.done; // nobody consumed while the server ran
+    expect(server.acks).toHaveLength(0);
+    expect(session.droppedResults).toBe(26);
+    expect(summary.droppedResults).toBe(26);
+    const ids: number[] = [];
+    for await (const r of session) ids.push(r.frameId);
+    expect(ids).toEqual([27, 28, 29, 30]);
   });
 });

@@ -17,6 +17,8 @@ import { abortError, throwIfAborted, VidrtcError } from "../errors.js";
 import { Keepalive } from "../keepalive.js";
 import {
   AckTracker,
+  ackMessage,
+  creditAck,
   decodeResultPayload,
   ResultDeframer,
   type ResultMessage,
@@ -76,6 +78,8 @@ export interface SessionSummary {
   resultsReceived: number;
   /** `null` on a normal end, `"timeout_reached"` when the server's processing timeout passed. */
   terminationReason: string | null;
+  /** Realtime mode: results dropped because the consumer fell behind (always 0 in batch mode). */
+  droppedResults: number;
   upload: UploadSummary | null;
   durationMs: number;
 }
@@ -119,6 +123,63 @@ export interface SessionOptions extends InitialiseOptions {
   keepalive?: { intervalMs?: number; maxMissed?: number } | false;
   /** Log hook for diagnostics. */
   onLog?: (message: string) => void;
+  /**
+   * How far the server may run ahead of the consumer (see {@link ReadAheadOptions}).
+   * Default {@link DEFAULT_READ_AHEAD} (16 frames / 32 MiB). `0` = strict ACK-after-consume
+   * (at most one frame per round trip, the behaviour of Roboflow's SDKs).
+   */
+  readAhead?: ReadAheadOptions | 0;
+}
+
+/**
+ * The client's bounded read-ahead buffer of results.
+ *
+ * Batch mode: the session grants the server credit with its cumulative ACK,
+ * `ack = last consumed frame + frames - 1` (the server's window is 1, so it may produce up to
+ * `ack + 1`): at most `frames` results are buffered or in flight beyond the consumer, and none
+ * is dropped. The credit is sent as soon as the result channel opens (which also turns the
+ * server's pacing on from the first frame) and grows whenever the consumer frees a slot. While
+ * the buffered results hold `bytes` or more, the credit is not extended (frames already granted
+ * still arrive).
+ *
+ * Realtime mode (no ACK pacing): the result queue holds at most `frames` results / `bytes`;
+ * when it is full the oldest result is dropped and counted in `session.droppedResults`.
+ */
+export interface ReadAheadOptions {
+  /** Results buffered ahead of the consumer (positive integer). Default 16. */
+  frames?: number;
+  /** Soft cap on buffered result payload bytes (positive integer). Default 32 MiB. */
+  bytes?: number;
+}
+
+/** The default read-ahead: 16 frames, 32 MiB. */
+export const DEFAULT_READ_AHEAD: Readonly<Required<ReadAheadOptions>> = Object.freeze({
+  frames: 16,
+  bytes: 32 * 1024 * 1024,
+});
+
+/** Validates and resolves `readAhead`; `null` means strict ACK-after-consume. */
+export function resolveReadAhead(value: ReadAheadOptions | 0 | undefined): Required<ReadAheadOptions> | null {
+  if (value === 0) return null;
+  if (value === undefined) return { ...DEFAULT_READ_AHEAD };
+  if (typeof value !== "object" || value === null) {
+    throw new VidrtcError(
+      "INVALID_OPTIONS",
+      `readAhead must be 0 or { frames, bytes }, got ${JSON.stringify(value) ?? String(value)}.`,
+    );
+  }
+  const check = (name: "frames" | "bytes"): number => {
+    const v = value[name];
+    if (v === undefined) return DEFAULT_READ_AHEAD[name];
+    if (!Number.isSafeInteger(v) || v <= 0) {
+      throw new VidrtcError(
+        "INVALID_OPTIONS",
+        `readAhead.${name} must be a positive integer, got ${String(v)} (use readAhead: 0 for strict ACK-after-consume).`,
+      );
+    }
+    return v;
+  };
+  return { frames: check("frames"), bytes: check("bytes") };
 }
 
 const DEFAULTS = {
@@ -128,6 +189,11 @@ const DEFAULTS = {
   uploadStall: DEFAULT_STALL_TIMEOUT_MS,
   result: 120_000,
 };
+
+interface Buffered {
+  result: ResultMessage;
+  bytes: number;
+}
 
 type Waiter = { resolve: (r: IteratorResult<ResultMessage>) => void; reject: (e: unknown) => void };
 
@@ -146,7 +212,14 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
   /** Resolves when the server reports `processing_complete`; rejects with the session's error. */
   readonly done: Promise<SessionSummary>;
 
-  private readonly queue: ResultMessage[] = [];
+  private readonly queue: Buffered[] = [];
+  private queuedBytes = 0;
+  private readonly readAhead: Required<ReadAheadOptions> | null;
+  /** Highest credit ACK sent (credit mode). */
+  private creditSent = 0;
+  /** Highest frame id the consumer has finished with. */
+  private consumedThrough = 0;
+  private dropped = 0;
   private waiter: Waiter | null = null;
   private ended: { error: VidrtcError | null } | null = null;
   private summary: SessionSummary | null = null;
@@ -183,7 +256,34 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
     // Callers may only await one of them; never report an unhandled rejection for the other.
     this.uploaded.catch(() => {});
     this.done.catch(() => {});
-    this.ack = options.realtime ? null : new AckTracker((text) => this.sendControl(text));
+    this.readAhead = resolveReadAhead(options.readAhead);
+    this.ack = options.realtime || this.readAhead ? null : new AckTracker((text) => this.sendControl(text));
+  }
+
+  /** Realtime mode: results dropped (oldest first) because the consumer fell behind. */
+  get droppedResults(): number {
+    return this.dropped;
+  }
+
+  /** Results buffered and not yet handed to the consumer. */
+  get bufferedResults(): number {
+    return this.queue.length;
+  }
+
+  /** @internal the result channel is open: grant the initial credit. */
+  grantInitialCredit(): void {
+    this.updateCredit();
+  }
+
+  /** Batch mode with read-ahead: advance the credit ACK if a slot is free. */
+  private updateCredit(): void {
+    const ra = this.readAhead;
+    if (!ra || this.options.realtime || this.ended) return;
+    if (this.queuedBytes >= ra.bytes) return;
+    const credit = creditAck(this.consumedThrough, ra.frames);
+    if (credit <= this.creditSent || credit <= 0) return;
+    this.creditSent = credit;
+    this.sendControl(ackMessage(credit));
   }
 
   /** Results in order; ends after `processing_complete`. Only one consumer at a time. */
@@ -243,7 +343,10 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
   private async next(): Promise<IteratorResult<ResultMessage>> {
     this.markConsumed();
     const queued = this.queue.shift();
-    if (queued) return this.deliver(queued);
+    if (queued) {
+      this.queuedBytes -= queued.bytes;
+      return this.deliver(queued.result);
+    }
     if (this.ended) {
       if (this.ended.error && !this.closedByCaller) throw this.ended.error;
       return { done: true, value: undefined };
@@ -266,7 +369,11 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
     if (this.lastDelivered !== null) {
       const id = this.lastDelivered;
       this.lastDelivered = null;
-      if (!this.ended) this.ack?.done(id);
+      if (id > this.consumedThrough) this.consumedThrough = id;
+      if (!this.ended) {
+        this.ack?.done(id);
+        this.updateCredit();
+      }
     }
   }
 
@@ -280,7 +387,7 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
   }
 
   /** @internal a decoded result arrived. */
-  pushResult(result: ResultMessage): void {
+  pushResult(result: ResultMessage, bytes = 0): void {
     if (this.ended) return;
     this.armResultTimer();
     if (result.processingComplete) {
@@ -298,6 +405,7 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
         framesProcessed: result.metadata?.frame_id ?? Math.max(0, result.frameId - 1),
         resultsReceived: 0,
         terminationReason: reason,
+        droppedResults: 0,
         upload: null,
         durationMs: 0,
       };
@@ -309,7 +417,23 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
       this.waiter = null;
       w.resolve(this.deliver(result));
     } else {
-      this.queue.push(result);
+      this.queue.push({ result, bytes });
+      this.queuedBytes += bytes;
+      if (this.options.realtime) this.dropOverflow();
+    }
+  }
+
+  /** Realtime mode: keep the queue within the bound by dropping the oldest results. */
+  private dropOverflow(): void {
+    const bound = this.readAhead ?? { frames: 1, bytes: Number.POSITIVE_INFINITY };
+    while (this.queue.length > bound.frames || (this.queue.length > 1 && this.queuedBytes > bound.bytes)) {
+      const old = this.queue.shift()!;
+      this.queuedBytes -= old.bytes;
+      this.dropped += 1;
+      if (this.dropped === 1)
+        this.options.onLog?.(
+          `realtime: the consumer fell behind; dropping the oldest results (bound ${bound.frames} frames)`,
+        );
     }
   }
 
@@ -382,6 +506,7 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
       const s = this.summary!;
       s.upload = this.uploadSummary;
       s.resultsReceived = this.resultsDelivered + this.queue.length;
+      s.droppedResults = this.dropped;
       s.durationMs = Date.now() - this.startedAt;
       this.resolveDone(s);
     }
@@ -473,6 +598,7 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
   const timeouts = { ...DEFAULTS, ...options.timeouts };
   throwIfAborted(signal, "session");
   validateUploadSize(source.size, options.maxUploadBytes ?? MAX_UPLOAD_BYTES);
+  resolveReadAhead(options.readAhead); // a bad value fails here, before any peer exists
 
   let iceServers = options.iceServers ?? [];
   if (
@@ -519,6 +645,7 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
     ]);
     throwIfAborted(signal, "session");
     if (s.isEnded) await s.done; // rethrows the error that ended it during setup
+    s.grantInitialCredit();
 
     if (options.keepalive !== false) {
       const keepalive = new Keepalive(uploadChannel, {
@@ -563,7 +690,7 @@ function wireResults(session: InferenceSession, channel: DataChannelLike, option
     const { frameId, payload } = frame;
     chain = chain
       .then(() => decodeResultPayload(payload))
-      .then((output) => session.pushResult(toResultMessage(frameId, output)))
+      .then((output) => session.pushResult(toResultMessage(frameId, output), payload.byteLength))
       .catch((error) => session.fail(error));
   });
   session.onCleanup(off);
