@@ -91,3 +91,28 @@ export function abortError(signal: AbortSignal | undefined, what = "operation"):
 export function throwIfAborted(signal: AbortSignal | undefined, what?: string): void {
   if (signal?.aborted) throw abortError(signal, what);
 }
+
+/** Default bound, in characters, of {@link oneLine}. */
+export const ONE_LINE_MAX = 300;
+
+/**
+ * Text from a peer (a server's error message, an HTTP body) made safe for a one-line error:
+ * an HTML page is reduced to its title or text, control characters and runs of whitespace
+ * (newlines included) become one space, and the result is cut to `max` characters with `…`.
+ */
+export function oneLine(text: string, max: number = ONE_LINE_MAX): string {
+  // Bound the work first: a 1 MB body needs no more than a few times `max` characters looked at.
+  let s = text.length > max * 8 + 4096 ? text.slice(0, max * 8 + 4096) : text;
+  if (/^\s*<(!doctype|html|head|body|\?xml)/i.test(s) || /<\/(html|body|h1|p|div)>/i.test(s)) {
+    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(s)?.[1];
+    const h1 = /<h1[^>]*>([^<]*)<\/h1>/i.exec(s)?.[1];
+    s = (title?.trim() || h1?.trim() || s.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, " ")).replace(
+      /<[^>]*>/g,
+      " ",
+    );
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  s = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\s]+/g, " ").trim();
+  if (s.length > max) s = `${s.slice(0, Math.max(1, max - 1)).trimEnd()}…`;
+  return s;
+}

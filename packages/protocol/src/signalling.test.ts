@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { ONE_LINE_MAX } from "./errors.js";
 import {
   buildInitialiseRequest,
   type FetchLike,
@@ -135,6 +136,26 @@ describe("buildInitialiseRequest", () => {
     expect(none.headers.Authorization).toBeUndefined();
   });
 
+  it('refuses "*" mixed with output names in dataOutput (Roboflow\'s rule), accepts ["*"] alone', () => {
+    for (const dataOutput of [
+      ["*", "predictions"],
+      ["predictions", "*"],
+      ["*", "*"],
+    ]) {
+      const e = thrown(() => buildInitialiseRequest(offer, { workflow: "w", dataOutput }));
+      expect(e.code).toBe("INVALID_OPTIONS");
+      expect(e.message).toContain('["*"] alone');
+      expect(e.message).toContain("Output '*' not found");
+      expect(e.message).toContain("list the outputs by name");
+    }
+    expect(buildInitialiseRequest(offer, { workflow: "w", dataOutput: ["*"] }).body.data_output).toEqual([
+      "*",
+    ]);
+    expect(buildInitialiseRequest(offer, { workflow: "w", dataOutput: ["a", "b"] }).body.data_output).toEqual(
+      ["a", "b"],
+    );
+  });
+
   it("rejects invalid options with INVALID_OPTIONS", () => {
     const cases: Array<[InitialiseOptions, RegExp]> = [
       [{}, /either a workflow id .* or an inline/],
@@ -269,12 +290,38 @@ describe("parseInitialiseResponse", () => {
     );
     expect(e.code).toBe("BAD_GATEWAY");
     expect(e.message).toContain("HTTP 502 Bad Gateway");
-    expect(e.message).toContain(html);
+    expect(e.message).toContain(": 502 Bad Gateway.");
+    expect(e.message).not.toContain("<");
     expect(e.details?.body).toBe(html);
     const long = await rejection(parseInitialiseResponse(new Response("x".repeat(5000), { status: 500 })));
     expect(long.message.length).toBeLessThan(800);
     const empty = await rejection(parseInitialiseResponse(new Response(null, { status: 401 })));
     expect(empty.code).toBe("UNAUTHORIZED");
+  });
+
+  it("collapses multi-line, megabyte and HTML error text to one bounded line", async () => {
+    const multi = await rejection(
+      parseInitialiseResponse(json({ message: "line one\nline two\r\n\tline three" }, 500)),
+    );
+    expect(multi.message).toContain("line one line two line three");
+    expect(multi.message).not.toMatch(/[\r\n\t]/);
+    const huge = await rejection(parseInitialiseResponse(json({ message: "y".repeat(1_000_000) }, 500)));
+    expect(huge.message).not.toMatch(/[\r\n]/);
+    expect(huge.message.length).toBeLessThan(ONE_LINE_MAX + 200);
+    expect(huge.message).toContain("…");
+    const page = [
+      "<!DOCTYPE html>",
+      "<html>",
+      "<head><title>500 Internal Server Error</title><style>body { color: red }</style></head>",
+      "<body>",
+      "<h1>Internal Server Error</h1>",
+      "<p>The server encountered an internal error.</p>",
+      "</body>",
+      "</html>",
+    ].join("\n");
+    const html = await rejection(parseInitialiseResponse(new Response(page, { status: 500 })));
+    expect(html.message).toContain(": 500 Internal Server Error.");
+    expect(html.message).not.toMatch(/[<\n]/);
   });
 
   it("rejects a success without an SDP answer", async () => {

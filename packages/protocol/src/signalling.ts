@@ -4,7 +4,7 @@
  * Uses only `fetch`/`Response` from the web platform; callers may inject their own `fetch`.
  */
 import { INITIALISE_PATH, ROBOFLOW_TURN_CONFIG_URL } from "./constants.js";
-import { abortError, throwIfAborted, VidrtcError, type VidrtcErrorCode } from "./errors.js";
+import { abortError, oneLine, throwIfAborted, VidrtcError, type VidrtcErrorCode } from "./errors.js";
 import type { IceServerLike, SessionDescriptionLike } from "./session/peer.js";
 
 /** `workflow_configuration` of the request, as on the wire. Unknown keys are passed through. */
@@ -140,7 +140,21 @@ function outputList(
   if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) {
     throw invalid(`${name} must be an array of output names or null.`);
   }
+  if (name === "dataOutput") checkDataOutput(value);
   return [...value];
+}
+
+/**
+ * Roboflow's rule for `data_output`: exactly `["*"]` means every non-image output; in any other
+ * list `"*"` is taken as an output name (a workflow id then fails every frame with
+ * `Output '*' not found`, an inline specification is refused with 400). Throws `INVALID_OPTIONS`
+ * for `"*"` mixed with other names, so a client that works here also works against Roboflow.
+ */
+export function checkDataOutput(value: readonly string[] | null | undefined): void {
+  if (!Array.isArray(value) || value.length < 2 || !value.includes("*")) return;
+  throw invalid(
+    `dataOutput ${JSON.stringify(value).slice(0, 200)} mixes "*" with output names. Roboflow's servers read ["*"] alone as all non-image outputs and any other "*" as an output named "*" (every frame then fails with Output '*' not found): pass ["*"] alone, or list the outputs by name.`,
+  );
 }
 
 function checkIceServers(servers: readonly IceServerLike[]): IceServerLike[] {
@@ -327,16 +341,16 @@ function summariseDetail(detail: unknown): string | undefined {
   return lines.join("; ");
 }
 
+/** The server's own words for an error, as one bounded line (newlines, HTML and megabytes removed). */
 function serverMessage(body: unknown, text: string): string | undefined {
   if (isPlainObject(body)) {
-    if (typeof body.message === "string" && body.message !== "") return body.message;
+    if (typeof body.message === "string" && oneLine(body.message) !== "") return oneLine(body.message);
     const detail = summariseDetail(body.detail);
-    if (detail) return detail;
-    if (typeof body.error === "string") return body.error;
+    if (detail && oneLine(detail) !== "") return oneLine(detail);
+    if (typeof body.error === "string" && oneLine(body.error) !== "") return oneLine(body.error);
   }
-  const trimmed = text.trim();
-  if (trimmed === "") return undefined;
-  return trimmed.length > 500 ? `${trimmed.slice(0, 500)}…` : trimmed;
+  const line = oneLine(text);
+  return line === "" ? undefined : line;
 }
 
 const STATUS_MAP: Record<number, { code: VidrtcErrorCode; advice: string }> = {

@@ -293,6 +293,36 @@ describe("startSession", () => {
     expect(peers).toHaveLength(0);
   });
 
+  it('refuses "*" mixed with names in dataOutput, and a bad URL, before creating a peer', async () => {
+    const mixed = setup(10_000, {}, { dataOutput: ["*", "predictions"] });
+    await expect(startSession(mixed.options)).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+    expect(mixed.peers).toHaveLength(0);
+    expect(mixed.calls).toHaveLength(0);
+    const badUrl = setup(10_000, {}, { apiUrl: "ftp://example.invalid" });
+    await expect(startSession(badUrl.options)).rejects.toMatchObject({ code: "INVALID_OPTIONS" });
+    expect(badUrl.peers).toHaveLength(0);
+  });
+
+  it("puts a multi-line server termination error on one bounded line", async () => {
+    const { options } = setup(10_000, {
+      onComplete: (server) =>
+        void server.send(1, {
+          serialized_output_data: null,
+          video_metadata: null,
+          errors: [`Traceback (most recent call last):\n  File "x.py"\n${"z".repeat(1_000_000)}`],
+          processing_complete: true,
+          termination_reason: "error",
+        }),
+    });
+    const session = await startSession(options);
+    const err = await session.done.catch((e) => e);
+    expect(VidrtcError.hasCode(err, "PROCESSING_FAILED")).toBe(true);
+    expect(err.message).toMatch(
+      /^The server ended processing: Traceback \(most recent call last\): File "x.py" z+…\.$/,
+    );
+    expect(err.message.length).toBeLessThan(400);
+  });
+
   it("maps a signalling error and closes the peer", async () => {
     const calls: Array<{ url: string; body: unknown }> = [];
     const { peers, options } = setup(

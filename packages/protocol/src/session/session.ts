@@ -13,7 +13,7 @@ import {
   UPLOAD_CHUNK_SIZE,
   UPLOAD_HEADER_SIZE,
 } from "../constants.js";
-import { abortError, throwIfAborted, VidrtcError } from "../errors.js";
+import { abortError, oneLine, throwIfAborted, VidrtcError } from "../errors.js";
 import { Keepalive } from "../keepalive.js";
 import {
   AckTracker,
@@ -25,10 +25,12 @@ import {
   toResultMessage,
 } from "../results.js";
 import {
+  buildInitialiseRequest,
   DEFAULT_SIGNALING_TIMEOUT_MS,
   type FetchLike,
   fetchTurnConfig,
   type InitialiseOptions,
+  initialiseUrl,
   isRoboflowHostedUrl,
   postInitialise,
 } from "../signalling.js";
@@ -393,7 +395,9 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
     if (result.processingComplete) {
       const reason = result.terminationReason;
       if (reason !== null && reason !== "timeout_reached") {
-        const detail = result.errors.length > 0 ? result.errors.join("; ") : `termination reason "${reason}"`;
+        const detail = oneLine(
+          result.errors.length > 0 ? result.errors.join("; ") : `termination reason "${reason}"`,
+        );
         this.finish(
           new VidrtcError("PROCESSING_FAILED", `The server ended processing: ${detail}.`, {
             details: { terminationReason: reason, errors: result.errors },
@@ -599,6 +603,9 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
   throwIfAborted(signal, "session");
   validateUploadSize(source.size, options.maxUploadBytes ?? MAX_UPLOAD_BYTES);
   resolveReadAhead(options.readAhead); // a bad value fails here, before any peer exists
+  // Every option (URL, workflow, output names, timeouts) is checked before anything connects.
+  initialiseUrl(options.apiUrl);
+  buildInitialiseRequest({ type: "offer", sdp: "v=0\r\n" }, options);
 
   let iceServers = options.iceServers ?? [];
   if (
