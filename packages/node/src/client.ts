@@ -11,9 +11,9 @@ import {
   type StreamOptionsBase,
   startSession,
 } from "@vidrtc/protocol/session";
+import { createWeriftPeer, type WeriftPeer, type WeriftPeerConfig } from "@vidrtc/transport";
 import type { RTCPeerConnection } from "werift";
 import { VideoFileSource } from "./file-source.js";
-import { createWeriftPeer, recordVideoToWebm, type WeriftPeer, type WeriftPeerConfig } from "./werift.js";
 
 export { DEFAULT_API_URL };
 
@@ -63,8 +63,7 @@ export class VideoSession extends SessionHandle {
    */
   saveVideo(path: string): Promise<string> {
     if (this.recording) return this.recording;
-    const track = this.peer.videoTrack;
-    if (!track) {
+    if (!this.peer.videoTrack) {
       return Promise.reject(
         new VidrtcError(
           "INVALID_OPTIONS",
@@ -73,7 +72,7 @@ export class VideoSession extends SessionHandle {
       );
     }
     this.recording = (async () => {
-      const recorder = await recordVideoToWebm(await track, path);
+      const recorder = await this.peer.recordVideo(path);
       try {
         await this.inner.done;
       } finally {

@@ -1,11 +1,23 @@
 export type { ResultMessage, VideoMetadata, VidrtcErrorCode, WebRTCOutput } from "@vidrtc/protocol";
 export { VidrtcError } from "@vidrtc/protocol";
 export type { SessionSummary, UploadProgress, UploadSummary } from "@vidrtc/protocol/session";
+export type {
+  RecordVideoOptions,
+  VideoRecording,
+  WeriftIceOptions,
+  WeriftPeer,
+  WeriftPeerConfig,
+} from "@vidrtc/transport";
+export {
+  createWeriftPeer,
+  defaultIceOptions,
+  loopbackIceOptions,
+  loopbackPeerOptions,
+  recordVideoToWebm,
+  setWeriftSocketBuffers,
+  wrapWeriftChannel,
+} from "@vidrtc/transport";
 export type { InferenceClientOptions, StreamOptions } from "./client.js";
 export { DEFAULT_API_URL, InferenceClient, VideoSession } from "./client.js";
 export type { PreparedVideoFile, UploadSourceLike, VideoFileSourceOptions } from "./file-source.js";
 export { VideoFileSource } from "./file-source.js";
-export type { WeriftIceOptions } from "./ice.js";
-export { defaultIceOptions, loopbackIceOptions, loopbackPeerOptions } from "./ice.js";
-export type { RecordVideoOptions, VideoRecording, WeriftPeer, WeriftPeerConfig } from "./werift.js";
-export { createWeriftPeer, recordVideoToWebm, setWeriftSocketBuffers, wrapWeriftChannel } from "./werift.js";

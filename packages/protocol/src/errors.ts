@@ -42,7 +42,10 @@ export type VidrtcErrorCode =
   | "FRAME_TOO_LARGE"
   | "RESULT_DECODE_FAILED"
   // server-reported
-  | "PROCESSING_FAILED";
+  | "PROCESSING_FAILED"
+  // setup
+  /** A WebRTC stack was selected that cannot be loaded (package not installed, native binary missing). */
+  | "TRANSPORT_UNAVAILABLE";
 
 const MARKER = Symbol.for("vidrtc.error");
 

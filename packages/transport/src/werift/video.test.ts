@@ -6,9 +6,9 @@ import { join } from "node:path";
 import { VidrtcError } from "@vidrtc/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MediaStreamTrack } from "werift";
-import { assertIsolatedNetwork } from "./test-support/netns.js";
-import { createPair } from "./test-support/werift-pair.js";
-import { recordVideoToWebm } from "./werift.js";
+import { assertIsolatedNetwork } from "../test-support/netns.js";
+import { createPair } from "../test-support/werift-pair.js";
+import { recordVideoToWebm } from "./peer.js";
 
 let dir: string;
 

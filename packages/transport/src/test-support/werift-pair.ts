@@ -4,7 +4,7 @@
  */
 import type { DataChannelLike } from "@vidrtc/protocol";
 import { type RTCDataChannel, RTCPeerConnection, type RTCPeerConnectionConfig } from "werift";
-import { loopbackIceOptions } from "../ice.js";
+import { loopbackIceOptions } from "../werift/ice.js";
 import {
   createWeriftPeer,
   DEFAULT_SOCKET_BUFFER_BYTES,
@@ -12,7 +12,7 @@ import {
   type WeriftPeer,
   type WeriftPeerConfig,
   wrapWeriftChannel,
-} from "../werift.js";
+} from "../werift/peer.js";
 
 /** Resolves when `pc` has finished gathering, or rejects after `timeoutMs`. */
 export function gatheringComplete(pc: RTCPeerConnection, timeoutMs = 5_000): Promise<void> {

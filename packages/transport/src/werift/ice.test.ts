@@ -1,9 +1,9 @@
 import dns from "node:dns";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { RTCPeerConnection } from "werift";
+import { assertIsolatedNetwork, exposedAddresses } from "../test-support/netns.js";
+import { channelOpen, createPair, gatheringComplete, nextEvent } from "../test-support/werift-pair.js";
 import { defaultIceOptions, NO_STUN_SERVER, sdpCandidates } from "./ice.js";
-import { assertIsolatedNetwork, exposedAddresses } from "./test-support/netns.js";
-import { channelOpen, createPair, gatheringComplete, nextEvent } from "./test-support/werift-pair.js";
 
 describe("defaultIceOptions", () => {
   it("switches werift's public STUN fallback off when no servers are given", () => {

@@ -31,6 +31,7 @@
  */
 import type { IceServerLike } from "@vidrtc/protocol";
 import type { PeerConfig } from "werift";
+import { hasStunUrl } from "../sdp.js";
 
 /** STUN URL used as an "off switch" for werift's built-in public STUN fallback (see module docs). */
 export const NO_STUN_SERVER = "stun:[::1]:9";
@@ -47,7 +48,7 @@ export type WeriftIceOptions = Pick<
 >;
 
 /** Seconds werift waits for a server-reflexive candidate when the STUN server is only a sentinel. */
-const SENTINEL_STUN_GATHER_TIMEOUT_S = 0.2;
+export const SENTINEL_STUN_GATHER_TIMEOUT_S = 0.2;
 
 /**
  * werift options for tests and demos: one host candidate, 127.0.0.1, on a socket bound to
@@ -91,13 +92,6 @@ export interface DefaultIceOptionsConfig {
   includeLoopback?: boolean;
 }
 
-/** True when `servers` contains at least one `stun:` or `stuns:` URL (werift uses only the first). */
-function hasStunUrl(servers: readonly IceServerLike[]): boolean {
-  return servers.some((server) =>
-    (Array.isArray(server.urls) ? server.urls : [server.urls]).some((url) => /^stuns?:/i.test(url.trim())),
-  );
-}
-
 /**
  * The library's ICE options when the user gives none, or gives only `iceServers`:
  *
@@ -133,15 +127,4 @@ export function defaultIceOptions(
   };
 }
 
-/**
- * Lists the `a=candidate` lines of an SDP as `{ address, port, type }`, for checks and logs.
- * Candidates with other transports (TCP) are included.
- */
-export function sdpCandidates(sdp: string): { address: string; port: number; type: string }[] {
-  const out: { address: string; port: number; type: string }[] = [];
-  for (const line of sdp.split(/\r?\n/)) {
-    const match = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ (\S+)/.exec(line);
-    if (match) out.push({ address: match[1]!, port: Number(match[2]), type: match[3]! });
-  }
-  return out;
-}
+export { sdpCandidates } from "../sdp.js";

@@ -43,7 +43,6 @@ import {
   type ChannelState,
   type DataChannelLike,
   type IceServerLike,
-  type PeerConnectionLike,
   type PeerConnectionState,
   type SessionDescriptionLike,
   throwIfAborted,
@@ -61,6 +60,8 @@ import {
   useVP8,
 } from "werift";
 import { MediaRecorder } from "werift/nonstandard";
+import { hasStunUrl } from "../sdp.js";
+import type { OfferingPeer, RecordVideoOptions, TransportName, VideoRecording } from "../types.js";
 import { defaultIceOptions, NO_STUN_SERVER } from "./ice.js";
 
 /** werift's default for a peer that does not advertise `a=max-message-size`. */
@@ -327,7 +328,7 @@ export function setWeriftSocketBuffers(pc: RTCPeerConnection, bytes: number): nu
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** A `PeerConnectionLike` over werift, with the underlying connection and received video track. */
-export interface WeriftPeer extends PeerConnectionLike {
+export interface WeriftPeer extends OfferingPeer {
   /** The werift connection, for stats and advanced use. */
   readonly raw: RTCPeerConnection;
   /**
@@ -343,19 +344,19 @@ function codecParameters(codecs: readonly WeriftVideoCodec[]): RTCRtpCodecParame
 
 function withStunGuard(servers: RTCPeerConnectionConfig["iceServers"]): PeerConfig["iceServers"] {
   const list = [...(servers ?? [])];
-  const hasStun = list.some((server) =>
-    (Array.isArray(server.urls) ? server.urls : [server.urls]).some((url) => /^stuns?:/i.test(url.trim())),
-  );
-  return hasStun ? list : [...list, { urls: NO_STUN_SERVER }];
+  return hasStunUrl(list) ? list : [...list, { urls: NO_STUN_SERVER }];
 }
 
 class WeriftPeerConnection implements WeriftPeer {
+  readonly transport: TransportName = "werift";
   readonly raw: RTCPeerConnection;
   readonly #videoCodecs: readonly WeriftVideoCodec[];
   readonly #socketBufferBytes: number;
   #videoTrack: Promise<MediaStreamTrack> | null = null;
   #rejectVideo: ((error: VidrtcError) => void) | null = null;
   #closed = false;
+  #closing: Promise<void> | null = null;
+  #iceTransports: readonly unknown[] = [];
 
   constructor(config: WeriftPeerConfig) {
     this.#videoCodecs = config.videoCodecs ?? ["VP8", "H264"];
@@ -431,6 +432,7 @@ class WeriftPeerConnection implements WeriftPeer {
       onCandidate.unSubscribe();
     }
     setWeriftSocketBuffers(this.raw, this.#socketBufferBytes);
+    this.#iceTransports = snapshotIceTransports(this.raw);
     const local = this.raw.localDescription;
     if (!local) {
       throw new VidrtcError("SIGNALING_FAILED", "werift produced no local description.");
@@ -536,15 +538,30 @@ class WeriftPeerConnection implements WeriftPeer {
   }
 
   close(): void {
-    if (this.#closed) return;
+    void this.closeAndWait();
+  }
+
+  closeAndWait(): Promise<void> {
+    if (this.#closing) return this.#closing;
     this.#closed = true;
     this.#rejectVideo?.(
       new VidrtcError("CONNECTION_FAILED", "The peer connection closed before any video arrived."),
     );
     this.#rejectVideo = null;
-    this.raw.close().catch(() => {
-      // Closing is best effort; werift may fail on transports that never started.
-    });
+    this.#closing = closeWerift(this.raw, this.#iceTransports);
+    return this.#closing;
+  }
+
+  async recordVideo(path: string, options: RecordVideoOptions = {}): Promise<VideoRecording> {
+    const track = this.#videoTrack;
+    if (!track) {
+      throw new VidrtcError(
+        "INVALID_OPTIONS",
+        "No video receiver on this peer: call addVideoReceiver() before the offer.",
+      );
+    }
+    checkWebmPath(path);
+    return recordVideoToWebm(await track, path, options);
   }
 
   #assertOpen(): void {
@@ -605,20 +622,7 @@ export function createWeriftPeer(config: WeriftPeerConfig = {}): WeriftPeer {
   return new WeriftPeerConnection(config);
 }
 
-/** Options of {@link recordVideoToWebm}. */
-export interface RecordVideoOptions {
-  /** Stops the recording (like `stop()`) when aborted. */
-  signal?: AbortSignal;
-  /** Frame size written in the WebM header (werift does not parse it from the bitstream). Default 640×360. */
-  width?: number;
-  height?: number;
-}
-
-/** A running recording started by {@link recordVideoToWebm}. */
-export interface VideoRecording {
-  /** Flushes and closes the file. Idempotent. Rejects if werift reported a recording error. */
-  stop(): Promise<void>;
-}
+export type { RecordVideoOptions, VideoRecording } from "../types.js";
 
 /**
  * Records a received VP8 (or H.264) track to a WebM file without decoding, with werift's
@@ -631,9 +635,7 @@ export function recordVideoToWebm(
   path: string,
   options: RecordVideoOptions = {},
 ): VideoRecording {
-  if (!path.toLowerCase().endsWith(".webm")) {
-    throw new VidrtcError("INVALID_OPTIONS", `The recording path must end in .webm: ${path}`);
-  }
+  checkWebmPath(path);
   if (track.kind !== "video") {
     throw new VidrtcError("INVALID_OPTIONS", `Expected a video track, got ${track.kind}.`);
   }
@@ -669,4 +671,47 @@ export function recordVideoToWebm(
   };
   options.signal?.addEventListener("abort", onAbort, { once: true });
   return { stop };
+}
+
+function checkWebmPath(path: string): void {
+  if (!path.toLowerCase().endsWith(".webm")) {
+    throw new VidrtcError("INVALID_OPTIONS", `The recording path must end in .webm: ${path}`);
+  }
+}
+
+/** The werift ICE transport method used to release transports the connection no longer lists. */
+interface StoppableTransport {
+  stop(): Promise<void>;
+}
+
+/**
+ * The ICE transports of `pc` right now. Take it after gathering: when werift bundles several
+ * m-sections onto one transport, it drops the others from `pc.iceTransports` without closing
+ * them, so `pc.close()` would leave their UDP sockets (and consent timers) open and the process
+ * could not exit (found with a video receiver plus data channels: one socket left per session).
+ */
+export function snapshotIceTransports(pc: RTCPeerConnection): readonly unknown[] {
+  return [...pc.iceTransports];
+}
+
+/**
+ * Closes a werift connection and every ICE transport in `transports` (see
+ * {@link snapshotIceTransports}), and resolves once their sockets are released. Closing is best
+ * effort: werift may fail on transports that never started, which is not an error here.
+ */
+export async function closeWerift(pc: RTCPeerConnection, transports: readonly unknown[] = []): Promise<void> {
+  try {
+    await pc.close();
+  } catch {
+    // see above
+  }
+  for (const transport of transports) {
+    const stop = (transport as Partial<StoppableTransport> | null)?.stop;
+    if (typeof stop !== "function") continue;
+    try {
+      await stop.call(transport);
+    } catch {
+      // already closed
+    }
+  }
 }

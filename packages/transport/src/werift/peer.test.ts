@@ -1,15 +1,15 @@
 import { createSocket } from "node:dgram";
 import { VidrtcError } from "@vidrtc/protocol";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { assertIsolatedNetwork } from "../test-support/netns.js";
+import { channelOpen, createPair, nextEvent, type WeriftPair } from "../test-support/werift-pair.js";
 import { loopbackIceOptions, loopbackPeerOptions, sdpCandidates } from "./ice.js";
-import { assertIsolatedNetwork } from "./test-support/netns.js";
-import { channelOpen, createPair, nextEvent, type WeriftPair } from "./test-support/werift-pair.js";
 import {
   createWeriftPeer,
   injectCandidates,
   setWeriftSocketBuffers,
   WERIFT_DEFAULT_MAX_MESSAGE_SIZE,
-} from "./werift.js";
+} from "./peer.js";
 
 beforeAll(() => {
   assertIsolatedNetwork();
