@@ -73,6 +73,7 @@ run_step build "${turbo[@]}" --log-order=grouped build
 run_step lint pnpm lint
 run_step typecheck "${turbo[@]}" --log-order=grouped typecheck
 run_step publint "${turbo[@]}" --log-order=grouped publint
+run_step release bash scripts/release.sh --dry-run
 run_step test run_tests "$@"
 
 # Sum vitest's per-package "Tests  N passed | M failed (T)" lines.

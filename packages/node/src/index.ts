@@ -19,5 +19,10 @@ export {
 } from "@vidrtc/transport";
 export type { InferenceClientOptions, StreamOptions } from "./client.js";
 export { DEFAULT_API_URL, InferenceClient, VideoSession } from "./client.js";
-export type { PreparedVideoFile, UploadSourceLike, VideoFileSourceOptions } from "./file-source.js";
+export type {
+  PreparedVideoFile,
+  PrepareOptions,
+  UploadSourceLike,
+  VideoFileSourceOptions,
+} from "./file-source.js";
 export { VideoFileSource } from "./file-source.js";
