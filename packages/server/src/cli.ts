@@ -3,6 +3,7 @@
  * `vidrtc-server`: starts the local inference server from a shell.
  */
 import { Command, InvalidArgumentError } from "commander";
+import { isLoopbackHost } from "./http.js";
 import { createConsoleLogger } from "./log.js";
 import { checkFfmpeg } from "./media/probe.js";
 import { createServer, SERVER_VERSION } from "./server.js";
@@ -41,6 +42,7 @@ interface CliOptions {
   iceInterfaces?: boolean;
   iceServer?: string[];
   apiKey?: string;
+  allowOrigin?: string[];
   ffmpeg?: string;
   ffprobe?: string;
   tempDir?: string;
@@ -78,6 +80,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       list,
     )
     .option("--api-key <key>", "require this API key (body api_key or Authorization: Bearer)")
+    .option(
+      "--allow-origin <origin...>",
+      "web origin(s) allowed to call the server from a browser, e.g. https://app.example.com ('*' = any; default: any on loopback without --api-key, none otherwise)",
+      list,
+    )
     .option("--temp-dir <dir>", "directory for uploads (default: a fresh one under the system temp dir)")
     .option("--ffmpeg <path>", "ffmpeg executable", undefined)
     .option("--ffprobe <path>", "ffprobe executable", undefined)
@@ -112,6 +119,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       ? { iceServers: opts.iceServer.map((urls) => ({ urls })) }
       : {}),
     ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+    ...(opts.allowOrigin && opts.allowOrigin.length > 0 ? { allowOrigins: opts.allowOrigin } : {}),
     ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
     ...(opts.ffmpeg ? { ffmpegPath: opts.ffmpeg } : {}),
     ...(opts.ffprobe ? { ffprobePath: opts.ffprobe } : {}),
@@ -125,6 +133,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     );
     process.exitCode = 1;
     return;
+  }
+  if (!isLoopbackHost(opts.host) && !opts.apiKey) {
+    logger.info(
+      `warning: listening on ${opts.host} without --api-key: anyone who can reach this port can start sessions (see "Running vidrtc-server on a network" in the README)`,
+    );
   }
   process.stdout.write(
     `vidrtc-server ${SERVER_VERSION} ready: ${address.url}  (POST ${address.url}/initialise_webrtc_worker)\n`,

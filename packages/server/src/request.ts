@@ -59,11 +59,71 @@ type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** At most this many issues are listed in a 422 body (a final `too_many_errors` entry counts the rest). */
+export const MAX_VALIDATION_ISSUES = 20;
+/** Strings echoed in an issue's `input` are cut to this many characters. */
+const ECHO_STRING_CHARS = 100;
+/** Arrays and objects echoed in `input` show at most this many entries, nested at most {@link ECHO_DEPTH}. */
+const ECHO_ENTRIES = 10;
+const ECHO_DEPTH = 2;
+/** Keys whose values are never echoed: credentials of every kind. */
+const SECRET_KEY = /api[_-]?key|credential|password|secret|token|authori[sz]ation|username|turn/i;
+
+/**
+ * What a 422 issue shows of an input: FastAPI echoes the value, but a hostile body must not get
+ * itself (or its API key, or TURN credentials) back many times over. Bounded in depth, entries and
+ * string length; secret-looking keys are replaced by `"[redacted]"`.
+ */
+export function echoInput(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") {
+    return value.length > ECHO_STRING_CHARS ? `${value.slice(0, ECHO_STRING_CHARS)}...` : value;
+  }
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= ECHO_DEPTH) return Array.isArray(value) ? `[list of ${value.length}]` : "{...}";
+  if (Array.isArray(value)) {
+    const shown = value.slice(0, ECHO_ENTRIES).map((v) => echoInput(v, depth + 1));
+    if (value.length > ECHO_ENTRIES) shown.push(`... ${value.length - ECHO_ENTRIES} more`);
+    return shown;
+  }
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(value);
+  for (const key of keys.slice(0, ECHO_ENTRIES)) {
+    out[key.slice(0, ECHO_STRING_CHARS)] = SECRET_KEY.test(key)
+      ? "[redacted]"
+      : echoInput((value as Obj)[key], depth + 1);
+  }
+  if (keys.length > ECHO_ENTRIES) out["..."] = `${keys.length - ECHO_ENTRIES} more keys`;
+  return out;
+}
+
 class Collector {
   readonly issues: ValidationIssue[] = [];
+  /** Issues found, including the ones past {@link MAX_VALIDATION_ISSUES} that are not listed. */
+  total = 0;
+
+  push(issue: ValidationIssue): void {
+    this.total++;
+    if (this.issues.length < MAX_VALIDATION_ISSUES) {
+      const secret = issue.loc.some((part) => typeof part === "string" && SECRET_KEY.test(part));
+      this.issues.push({ ...issue, input: secret ? "[redacted]" : echoInput(issue.input) });
+    }
+  }
 
   add(type: string, loc: (string | number)[], msg: string, input: unknown): void {
-    this.issues.push({ type, loc: ["body", ...loc], msg, input });
+    this.push({ type, loc: ["body", ...loc], msg, input });
+  }
+
+  /** The 422 detail: the listed issues, plus one that counts those left out. */
+  detail(): ValidationIssue[] {
+    if (this.total <= this.issues.length) return this.issues;
+    return [
+      ...this.issues,
+      {
+        type: "too_many_errors",
+        loc: ["body"],
+        msg: `${this.total - this.issues.length} more validation errors not shown`,
+      },
+    ];
   }
 
   missing(loc: (string | number)[], input: unknown): void {
@@ -122,10 +182,10 @@ function parseWorkflowConfiguration(c: Collector, body: Obj): WorkflowConfigurat
     );
     return null;
   }
-  const before = c.issues.length;
+  const before = c.total;
   if (raw.type === undefined) c.missing([...loc, "type"], raw);
   else if (raw.type !== "WorkflowConfiguration") {
-    c.issues.push({
+    c.push({
       type: "literal_error",
       loc: ["body", ...loc, "type"],
       msg: "Input should be 'WorkflowConfiguration'",
@@ -141,7 +201,7 @@ function parseWorkflowConfiguration(c: Collector, body: Obj): WorkflowConfigurat
   const id = c.optString(raw, "workflow_id", loc);
   const inputName = raw.image_input_name === undefined ? "image" : c.optString(raw, "image_input_name", loc);
   const params = c.optDict(raw, "workflows_parameters", loc);
-  if (c.issues.length > before) return null;
+  if (c.total > before) return null;
   return {
     type: "WorkflowConfiguration",
     workflow_specification: spec,
@@ -167,13 +227,13 @@ function parseOffer(c: Collector, body: Obj): { type: string; sdp: string } | nu
     );
     return null;
   }
-  const before = c.issues.length;
+  const before = c.total;
   for (const key of ["type", "sdp"] as const) {
     if (raw[key] === undefined || raw[key] === null) c.missing(["webrtc_offer", key], raw);
     else if (typeof raw[key] !== "string")
       c.add("string_type", ["webrtc_offer", key], "Input should be a valid string", raw[key]);
   }
-  if (c.issues.length > before) return null;
+  if (c.total > before) return null;
   const type = raw.type as string;
   const sdp = raw.sdp as string;
   if (type !== "offer") {
@@ -291,13 +351,13 @@ function parseNumber(c: Collector, body: Obj, key: string, integer: boolean): nu
 export function validateInitialiseRequest(body: unknown, authorization?: string | null): ParseResult {
   const c = new Collector();
   if (!isObject(body)) {
-    c.issues.push({
+    c.push({
       type: "model_attributes_type",
       loc: ["body"],
       msg: "Input should be a valid dictionary or object to extract fields from",
       input: body,
     });
-    return { ok: false, detail: c.issues };
+    return { ok: false, detail: c.detail() };
   }
   const workflowConfiguration = parseWorkflowConfiguration(c, body);
   const offer = parseOffer(c, body);
@@ -311,8 +371,8 @@ export function validateInitialiseRequest(body: unknown, authorization?: string 
   if (typeof timeout === "number" && timeout <= 0) {
     c.add("greater_than", ["processing_timeout"], "Input should be greater than 0", timeout);
   }
-  if (c.issues.length > 0 || workflowConfiguration === null || offer === null) {
-    return { ok: false, detail: c.issues };
+  if (c.total > 0 || workflowConfiguration === null || offer === null) {
+    return { ok: false, detail: c.detail() };
   }
   const bearer = authorization?.match(/^\s*Bearer\s+(\S+)\s*$/i)?.[1] ?? null;
   return {
@@ -333,7 +393,8 @@ export function validateInitialiseRequest(body: unknown, authorization?: string 
 
 /** The 422 detail FastAPI gives for a body that is not valid JSON. */
 export function jsonErrorDetail(error: unknown): ValidationIssue[] {
-  const message = error instanceof Error ? error.message : String(error);
+  const full = error instanceof Error ? error.message : String(error);
+  const message = full.length > 200 ? `${full.slice(0, 200)}...` : full;
   return [
     { type: "json_invalid", loc: ["body", 0], msg: "JSON decode error", input: {}, ctx: { error: message } },
   ];
@@ -378,4 +439,65 @@ export function checkOutputNames(
   }
   if (problems.length === 0) return null;
   return `Invalid output configuration: ${problems.join("; ")}. Available outputs: ${outputs.all.join(", ")} (images: ${outputs.images.join(", ") || "none"}).`;
+}
+
+/** Limits an offer's SDP must keep (a browser's or werift's offer is 1–3 KiB with 1–3 m-sections). */
+export const SDP_LIMITS = {
+  /** Largest SDP in bytes (UTF-16 code units, checked before anything else). */
+  maxBytes: 64 * 1024,
+  /** Most lines. */
+  maxLines: 1000,
+  /** Most `m=` sections (data channel + a video and an audio transceiver is 3). */
+  maxMediaSections: 8,
+  /** Longest line. */
+  maxLineLength: 4096,
+} as const;
+
+/**
+ * Checks an offer's SDP cheaply before the WebRTC stack parses it (whose cost grows steeply with the
+ * number of m-sections): size, line count and length, m-section count, and the lines a usable offer
+ * must have (`v=0` first, `o=`, `s=`, `t=`, at least one `m=` section, ICE credentials and a DTLS
+ * fingerprint). Returns a message for a 400, or null when the offer may go to the stack.
+ */
+export function checkOfferSdp(sdp: string, limits: typeof SDP_LIMITS = SDP_LIMITS): string | null {
+  if (sdp.length > limits.maxBytes) {
+    return `The SDP offer is ${sdp.length} bytes; at most ${limits.maxBytes} are accepted.`;
+  }
+  const lines = sdp.split(/\r?\n/);
+  if (lines.at(-1) === "") lines.pop();
+  if (lines.length > limits.maxLines) {
+    return `The SDP offer has ${lines.length} lines; at most ${limits.maxLines} are accepted.`;
+  }
+  let media = 0;
+  const seen = new Set<string>();
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.length > limits.maxLineLength) {
+      return `SDP line ${i + 1} is ${line.length} characters long; at most ${limits.maxLineLength} are accepted.`;
+    }
+    // <type>=<value>, type one lowercase letter, printable text only (no control characters).
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+    if (!/^[a-z]=/.test(line) || /[\u0000-\u0008\u000a-\u001f\u007f]/.test(line)) {
+      return `SDP line ${i + 1} is not a valid "<type>=<value>" line.`;
+    }
+    const type = line[0] as string;
+    seen.add(type);
+    if (type === "m") {
+      media++;
+      if (media > limits.maxMediaSections) {
+        return `The SDP offer has more than ${limits.maxMediaSections} media sections (m= lines).`;
+      }
+    } else if (type === "a") {
+      const attribute = /^a=([a-z-]+)/i.exec(line)?.[1]?.toLowerCase();
+      if (attribute) seen.add(`a=${attribute}`);
+    }
+  }
+  if (lines[0] !== "v=0") return 'The SDP offer must start with a "v=0" line.';
+  const missing = ["o", "s", "t", "m", "a=ice-ufrag", "a=ice-pwd", "a=fingerprint"].filter(
+    (key) => !seen.has(key),
+  );
+  if (missing.length > 0) {
+    return `The SDP offer lacks ${missing.map((key) => (key.length === 1 ? `${key}=` : key)).join(", ")}; it is not a usable WebRTC offer.`;
+  }
+  return null;
 }

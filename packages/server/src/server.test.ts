@@ -294,3 +294,264 @@ describe("static files", () => {
     }
   });
 });
+
+describe("hostile request bodies", () => {
+  const SECRET = "sekrit-api-key-77";
+  const TURN_SECRET = "turn-credential-91";
+
+  it("a 781 KiB body with 400k bad items gets a small 422 that echoes no secret, and memory stays bounded", async () => {
+    const big = createServer({ port: 0, logger: silentLogger, tempDir });
+    const { url } = await big.listen();
+    try {
+      const payload = JSON.stringify(
+        body({
+          api_key: SECRET,
+          webrtc_config: {
+            iceServers: [{ urls: "turn:127.0.0.1:3478", username: "u", credential: TURN_SECRET }],
+          },
+          stream_output: new Array(400_000).fill(1),
+        }),
+      );
+      expect(payload.length).toBeGreaterThan(780 * 1024);
+      expect(payload.length).toBeLessThan(1024 * 1024);
+      const send = async () => {
+        const res = await fetch(`${url}/initialise_webrtc_worker`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: payload,
+        });
+        return { status: res.status, text: await res.text() };
+      };
+      const first = await send();
+      expect(first.status).toBe(422);
+      expect(first.text.length).toBeLessThan(16 * 1024);
+      expect(first.text).not.toContain(SECRET);
+      expect(first.text).not.toContain(TURN_SECRET);
+      const detail = (JSON.parse(first.text) as { detail: Array<{ type: string; msg: string }> }).detail;
+      expect(detail.length).toBeLessThanOrEqual(21);
+      expect(detail.at(-1)?.type).toBe("too_many_errors");
+      expect(detail.at(-1)?.msg).toMatch(/^399980 more validation errors/);
+      // 8 at once (the audit's 1.5 GiB case): every answer small, the process grows little.
+      globalThis.gc?.();
+      const before = process.memoryUsage().rss;
+      const all = await Promise.all(Array.from({ length: 8 }, send));
+      const grown = process.memoryUsage().rss - before;
+      for (const r of all) {
+        expect(r.status).toBe(422);
+        expect(r.text.length).toBeLessThan(16 * 1024);
+      }
+      expect(grown).toBeLessThan(256 * 1024 * 1024);
+    } finally {
+      await big.close();
+    }
+  });
+
+  it("secrets are never echoed, whatever field fails", async () => {
+    const res = await post(
+      body({
+        api_key: 12345,
+        webrtc_config: { iceServers: [{ urls: 5, username: SECRET, credential: TURN_SECRET }] },
+        webrtc_offer: { type: "offer", sdp: 5 },
+      }),
+    );
+    expect(res.status).toBe(422);
+    const text = JSON.stringify(res.json);
+    expect(text).not.toContain(SECRET);
+    expect(text).not.toContain(TURN_SECRET);
+    expect(text).not.toContain("12345");
+    const missing = await post({
+      api_key: SECRET,
+      webrtc_config: { iceServers: [{ credential: TURN_SECRET }] },
+    });
+    expect(missing.status).toBe(422);
+    expect(JSON.stringify(missing.json)).not.toContain(SECRET);
+    expect(JSON.stringify(missing.json)).not.toContain(TURN_SECRET);
+  });
+
+  it("deeply nested JSON gets a 4xx, never a 500", async () => {
+    const depth = 20_000;
+    const nested = `${"[".repeat(depth)}1${"]".repeat(depth)}`;
+    const object = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+    for (const payload of [
+      `{"stream_output":[${nested}]}`,
+      `{"workflow_configuration":${object}}`,
+      `{"workflow_configuration":{"type":"WorkflowConfiguration","workflow_specification":${object}},"webrtc_offer":{"type":"offer","sdp":"v=0"}}`,
+      nested,
+    ]) {
+      const res = await post(payload);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+    }
+    // Just under the limit is still validated normally.
+    const ok = await post(body({ padding: JSON.parse(`${"[".repeat(60)}${"]".repeat(60)}`) }));
+    expect(ok.status).not.toBe(500);
+  });
+
+  it("415s bodies that are not JSON (text/plain is a CORS simple request) and starts no session", async () => {
+    for (const type of [
+      "text/plain",
+      "application/x-www-form-urlencoded",
+      "multipart/form-data; boundary=x",
+    ]) {
+      const res = await fetch(`${base}/initialise_webrtc_worker`, {
+        method: "POST",
+        headers: { "content-type": type },
+        body: JSON.stringify(body()),
+      });
+      expect(res.status).toBe(415);
+    }
+    const none = await fetch(`${base}/initialise_webrtc_worker`, {
+      method: "POST",
+      body: JSON.stringify(body()),
+    });
+    expect([400, 415]).toContain(none.status);
+    expect((await post(body({}), { "content-type": "application/json; charset=utf-8" })).status).toBe(400);
+    expect(server.sessions).toBe(0);
+  });
+
+  it("400s unusable offers (v=0 alone, binary junk, 3000 m-sections) at once, without a session slot", async () => {
+    const many = `${FAKE_SDP}a=ice-ufrag:x\r\na=ice-pwd:y\r\na=fingerprint:sha-256 00\r\n${"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n".repeat(3000)}`;
+    expect(many.length).toBeGreaterThan(120 * 1024);
+    const wide = createServer({ port: 0, logger: silentLogger, tempDir, maxSessions: 1 });
+    const { url } = await wide.listen();
+    try {
+      for (const sdp of ["v=0", "v=0\r\n", `v=0\r\n${"\u0001\u00ff\u0000junk".repeat(50)}`, many]) {
+        const started = performance.now();
+        const res = await fetch(`${url}/initialise_webrtc_worker`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body({ webrtc_offer: { type: "offer", sdp } })),
+        });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { message: string }).message).toMatch(/^Invalid WebRTC offer: /);
+        expect(performance.now() - started).toBeLessThan(2_000);
+        expect(wide.sessions).toBe(0);
+      }
+    } finally {
+      await wide.close();
+    }
+  });
+});
+
+describe("origins (CORS)", () => {
+  const preflight = (url: string, origin: string) =>
+    fetch(`${url}/initialise_webrtc_worker`, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+      },
+    });
+  const postFrom = (url: string, origin: string | undefined, payload: unknown) =>
+    fetch(`${url}/initialise_webrtc_worker`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(origin ? { origin } : {}) },
+      body: JSON.stringify(payload),
+    });
+
+  it("with an API key and no allowOrigins: no CORS for other origins, their POSTs 403 before any work", async () => {
+    const keyed = createServer({ port: 0, apiKey: "k", logger: silentLogger, tempDir });
+    const { url, port } = await keyed.listen();
+    try {
+      const pre = await preflight(url, "http://evil.test");
+      expect(pre.headers.get("access-control-allow-origin")).toBeNull();
+      const res = await postFrom(url, "http://evil.test", body({ api_key: "k" }));
+      expect(res.status).toBe(403);
+      expect(res.headers.get("access-control-allow-origin")).toBeNull();
+      // Clients without an Origin (Node, curl) and the server's own pages are unaffected.
+      expect((await postFrom(url, undefined, body({ api_key: "k" }))).status).toBe(400);
+      expect((await postFrom(url, `http://127.0.0.1:${port}`, body({ api_key: "k" }))).status).toBe(400);
+      // Unauthenticated: 401 before validation (no 422 echo of the body).
+      const unauth = await postFrom(url, undefined, { junk: "x".repeat(1000) });
+      expect(unauth.status).toBe(401);
+      expect(keyed.sessions).toBe(0);
+    } finally {
+      await keyed.close();
+    }
+  });
+
+  it("allowOrigins: only the listed origins get CORS headers; others are refused", async () => {
+    const listed = createServer({
+      port: 0,
+      allowOrigins: ["http://good.test", "https://app.example.com:8443/"],
+      logger: silentLogger,
+      tempDir,
+    });
+    const { url } = await listed.listen();
+    try {
+      const good = await preflight(url, "http://good.test");
+      expect(good.headers.get("access-control-allow-origin")).toBe("http://good.test");
+      expect(good.headers.get("vary")).toMatch(/Origin/);
+      const other = await preflight(url, "https://app.example.com:8443");
+      expect(other.headers.get("access-control-allow-origin")).toBe("https://app.example.com:8443");
+      expect(
+        (await preflight(url, "http://evil.test")).headers.get("access-control-allow-origin"),
+      ).toBeNull();
+      expect((await postFrom(url, "http://evil.test", body())).status).toBe(403);
+      expect((await postFrom(url, "http://good.test.evil.test", body())).status).toBe(403);
+      const ok = await postFrom(url, "http://good.test", body());
+      expect(ok.status).toBe(400); // past the origin check: FAKE_SDP is not a usable offer
+      expect(ok.headers.get("access-control-allow-origin")).toBe("http://good.test");
+    } finally {
+      await listed.close();
+    }
+    expect(() => createServer({ allowOrigins: ["not an origin"] })).toThrow(/allowOrigins/);
+    expect(() => createServer({ allowOrigins: ["http://a.test/path"] })).toThrow(/allowOrigins/);
+  });
+
+  it("a loopback server without a key still allows any origin (local development)", async () => {
+    const res = await postFrom(base, "http://example.test", body());
+    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+  });
+});
+
+describe("vidrtc-server --allow-origin", () => {
+  it("is repeatable and restricts CORS to the given origins", async () => {
+    const { spawn } = await import("node:child_process");
+    const cli = path.join(import.meta.dirname, "..", "dist", "cli.js");
+    const child = spawn(
+      process.execPath,
+      [
+        cli,
+        "--port",
+        "0",
+        "--api-key",
+        "k",
+        "--allow-origin",
+        "http://a.test",
+        "--allow-origin",
+        "http://b.test",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        const timer = setTimeout(() => reject(new Error(`no ready line within 20 s: ${out}`)), 20_000);
+        child.stdout.on("data", (chunk: Buffer) => {
+          out += chunk.toString();
+          const m = /ready: (http:\/\/\S+)/.exec(out);
+          if (m?.[1]) {
+            clearTimeout(timer);
+            resolve(m[1]);
+          }
+        });
+        child.once("exit", (code) => reject(new Error(`vidrtc-server exited with ${code}: ${out}`)));
+      });
+      const allowed = async (origin: string) =>
+        (
+          await fetch(`${url}/initialise_webrtc_worker`, {
+            method: "OPTIONS",
+            headers: { origin, "access-control-request-method": "POST" },
+          })
+        ).headers.get("access-control-allow-origin");
+      expect(await allowed("http://a.test")).toBe("http://a.test");
+      expect(await allowed("http://b.test")).toBe("http://b.test");
+      expect(await allowed("http://c.test")).toBeNull();
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(null)));
+    }
+  });
+});

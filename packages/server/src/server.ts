@@ -3,7 +3,7 @@
  * session registry. `POST /initialise_webrtc_worker` answers an SDP offer (PROTOCOL.md §2),
  * `GET /healthz` reports liveness, and an optional static directory is served at `/`.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import {
   createServer as createHttpServer,
@@ -17,9 +17,20 @@ import os from "node:os";
 import path from "node:path";
 import { INITIALISE_PATH, MAX_UPLOAD_BYTES, VidrtcError } from "@vidrtc/protocol";
 import type { RTCIceServer, RTCPeerConnectionConfig } from "werift";
-import { BodyTooLargeError, CORS_HEADERS, readBody, sendJson, serveStatic } from "./http.js";
+import {
+  BodyTooLargeError,
+  type CorsPolicy,
+  corsHeaders,
+  corsPolicy,
+  jsonDepthExceeds,
+  originAllowed,
+  readBody,
+  sendJson,
+  serveStatic,
+} from "./http.js";
 import { createConsoleLogger, prefixLogger, type ServerLogger } from "./log.js";
 import {
+  checkOfferSdp,
   checkOutputNames,
   jsonErrorDetail,
   type RequestIceServer,
@@ -87,6 +98,12 @@ export interface ServerOptions {
   resolveMdnsCandidates?: boolean;
   /** When set, requests must carry this API key (body `api_key` or `Authorization: Bearer`), else 401. */
   apiKey?: string;
+  /**
+   * Web origins (`scheme://host[:port]`) allowed to call the server from a browser; `"*"` allows any.
+   * Default: any origin for a loopback server without `apiKey`, none otherwise (requests with another
+   * `Origin` header are refused with 403; clients that send no `Origin`, like the Node binding, are unaffected).
+   */
+  allowOrigins?: string[];
   /** Largest accepted request body in bytes (default 1 MiB). */
   maxBodyBytes?: number;
   /** Serve this directory's files at `/` (demo page). */
@@ -128,6 +145,35 @@ interface Resolved {
   gzip: boolean;
   maxBodyBytes: number;
   logger: ServerLogger;
+  cors: CorsPolicy;
+}
+
+/** Deepest JSON nesting accepted in a request body (a real request nests about 8 levels). */
+export const MAX_JSON_DEPTH = 64;
+
+/** True when `given` equals `expected`, in time independent of where they differ. */
+function sameKey(given: string | null, expected: string): boolean {
+  if (given === null) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The API key a body carries, read without validating the rest (`Authorization: Bearer` wins). */
+function presentedKey(body: unknown, authorization: string | undefined): string | null {
+  const bearer = authorization?.match(/^\s*Bearer\s+(\S+)\s*$/i)?.[1];
+  if (bearer) return bearer;
+  if (typeof body === "object" && body !== null && !Array.isArray(body)) {
+    const key = (body as Record<string, unknown>).api_key;
+    if (typeof key === "string") return key;
+  }
+  return null;
+}
+
+/** True for `application/json` (any parameters, any case, `+json` suffix types too). */
+function isJsonContentType(value: string | undefined): boolean {
+  const type = value?.split(";")[0]?.trim().toLowerCase() ?? "";
+  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
 function positive(name: string, value: number | undefined, fallback: number, allowZero = false): number {
@@ -203,6 +249,16 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
     gzip: options.gzip ?? true,
     maxBodyBytes: positive("maxBodyBytes", options.maxBodyBytes, 1024 * 1024),
     logger: options.logger ?? createConsoleLogger({ verbose: options.verbose ?? false }),
+    cors: (() => {
+      try {
+        return corsPolicy(options.host ?? "127.0.0.1", options.apiKey, options.allowOrigins);
+      } catch (error) {
+        throw new VidrtcError(
+          "INVALID_OPTIONS",
+          `allowOrigins: ${error instanceof Error ? error.message : String(error)}.`,
+        );
+      }
+    })(),
   };
   const log = r.logger;
   const sessions = new Map<string, Session>();
@@ -220,10 +276,26 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
     }
   };
 
+  /** CORS headers of each answer, by request (set in `handle`). */
+  const corsOf = new WeakMap<ServerResponse, Record<string, string>>();
+  const reply = (res: ServerResponse, status: number, body: unknown) =>
+    sendJson(res, status, body, corsOf.get(res) ?? corsHeaders(r.cors, undefined));
   const errorBody = (res: ServerResponse, status: number, message: string, errorType: string) =>
-    sendJson(res, status, { message, error_type: errorType });
+    reply(res, status, { message, error_type: errorType });
 
   async function handleInitialise(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // JSON only: a text/plain or form body is a CORS "simple" request a web page can send without
+    // a preflight, so refusing it keeps pages on other origins from starting sessions.
+    if (!isJsonContentType(req.headers["content-type"])) {
+      req.resume();
+      errorBody(
+        res,
+        415,
+        "The request body must be JSON (Content-Type: application/json).",
+        "UnsupportedMediaType",
+      );
+      return;
+    }
     let raw: Buffer;
     try {
       raw = await readBody(req, r.maxBodyBytes);
@@ -233,20 +305,24 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       } else errorBody(res, 400, error instanceof Error ? error.message : String(error), "BadRequest");
       return;
     }
+    const text = raw.toString("utf8");
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+      errorBody(res, 400, `The JSON body is nested deeper than ${MAX_JSON_DEPTH} levels.`, "BadRequest");
+      return;
+    }
     let body: unknown;
     try {
-      body = JSON.parse(raw.toString("utf8"));
+      body = JSON.parse(text);
     } catch (error) {
-      sendJson(res, 422, { detail: jsonErrorDetail(error) });
+      reply(res, 422, { detail: jsonErrorDetail(error) });
       return;
     }
-    const parsed = validateInitialiseRequest(body, req.headers.authorization ?? null);
-    if (!parsed.ok) {
-      sendJson(res, 422, { detail: parsed.detail });
-      return;
-    }
-    const request = parsed.request;
-    if (options.apiKey !== undefined && request.apiKey !== options.apiKey) {
+    // The key is checked before anything else, so an unauthenticated caller learns nothing about
+    // the body (no 422 echo) and never reaches the session slots.
+    if (
+      options.apiKey !== undefined &&
+      !sameKey(presentedKey(body, req.headers.authorization), options.apiKey)
+    ) {
       errorBody(
         res,
         401,
@@ -255,6 +331,12 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       );
       return;
     }
+    const parsed = validateInitialiseRequest(body, req.headers.authorization ?? null);
+    if (!parsed.ok) {
+      reply(res, 422, { detail: parsed.detail });
+      return;
+    }
+    const request = parsed.request;
     let workflow: WorkflowDefinition;
     try {
       workflow = resolveWorkflow(request.workflowConfiguration);
@@ -276,6 +358,13 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
     const badOutputs = checkOutputNames(request, names);
     if (badOutputs) {
       errorBody(res, 400, badOutputs, "WebRTCConfigurationError");
+      return;
+    }
+    // The WebRTC stack's SDP parsing costs grow steeply with the m-sections, and an offer it cannot
+    // use would hold a slot until the gathering timeout: refuse those here, at once.
+    const badSdp = checkOfferSdp(request.offer.sdp);
+    if (badSdp) {
+      errorBody(res, 400, `Invalid WebRTC offer: ${badSdp}`, "WebRTCConfigurationError");
       return;
     }
     if (sessions.size + pending >= r.maxSessions) {
@@ -335,7 +424,7 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
     slog.info(
       `session start: workflow=${workflow.id} realtime=${request.realtime} data_output=${JSON.stringify(request.dataOutput)} stream_output=${JSON.stringify(request.streamOutput)}`,
     );
-    sendJson(res, 200, {
+    reply(res, 200, {
       status: "success",
       context: { request_id: null, pipeline_id: null },
       sdp,
@@ -346,9 +435,25 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const route = url.pathname.replace(/\/+$/, "") || "/";
+    const rawOrigin = typeof req.headers.origin === "string" ? req.headers.origin : undefined;
+    // A page this server serves itself (its demo) calls it same-origin: that is not cross-origin.
+    const sameOrigin =
+      rawOrigin !== undefined &&
+      req.headers.host !== undefined &&
+      (rawOrigin === `http://${req.headers.host}` || rawOrigin === `https://${req.headers.host}`);
+    const origin = sameOrigin ? undefined : rawOrigin;
+    const cors = corsHeaders(r.cors, origin);
+    corsOf.set(res, cors);
     if (req.method === "OPTIONS") {
-      res.writeHead(204, { ...CORS_HEADERS, "Content-Length": 0 });
+      res.writeHead(204, { ...cors, "Content-Length": 0 });
       res.end();
+      return;
+    }
+    // A browser on another origin: refused before any work (its page could not read the answer
+    // anyway, but the request itself would still start a session).
+    if (!originAllowed(r.cors, origin)) {
+      req.resume();
+      errorBody(res, 403, `Origin ${origin} is not allowed (see --allow-origin).`, "Forbidden");
       return;
     }
     if (route === INITIALISE_PATH) {
@@ -361,11 +466,11 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       return;
     }
     if (route === "/healthz") {
-      sendJson(res, 200, { status: "ok", sessions: sessions.size, version: SERVER_VERSION });
+      reply(res, 200, { status: "ok", sessions: sessions.size, version: SERVER_VERSION });
       return;
     }
     if (options.staticDir && (req.method === "GET" || req.method === "HEAD")) {
-      await serveStatic(options.staticDir, url.pathname, req, res);
+      await serveStatic(options.staticDir, url.pathname, req, res, cors);
       return;
     }
     errorBody(res, 404, "Not found.", "NotFound");
@@ -389,7 +494,7 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
           log.error(
             `internal error on ${req.method} ${req.url}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
           );
-          sendJson(res, 500, { message: "Internal error." });
+          reply(res, 500, { message: "Internal error." });
         });
       });
       http = server;
