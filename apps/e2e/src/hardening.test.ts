@@ -9,8 +9,10 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { loopbackIceOptions } from "@vidrtc/node";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RTCPeerConnection } from "werift";
 import { RawClient } from "./support/raw-client.js";
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
 
@@ -50,13 +52,19 @@ async function post(
   return { status: res.status, text, ms: performance.now() - started };
 }
 
-/** A real werift offer (both channels, loopback ICE), from a client that is then closed. */
-async function realOffer(url: string): Promise<string> {
-  const client = new RawClient({ url });
+/** A real werift offer (both channels, loopback ICE, gathering complete); the peer is then closed. */
+async function realOffer(): Promise<string> {
+  const pc = new RTCPeerConnection({ ...loopbackIceOptions() });
   try {
-    return await client.offer();
+    pc.createDataChannel("inference", { ordered: true });
+    pc.createDataChannel("video_upload", { ordered: true });
+    await pc.setLocalDescription(await pc.createOffer());
+    await eventually(() => pc.iceGatheringState === "complete", 5_000, "ICE gathering complete");
+    const sdp = pc.localDescription?.sdp;
+    if (!sdp) throw new Error("werift produced no offer");
+    return sdp;
   } finally {
-    await client.close();
+    await pc.close();
   }
 }
 
@@ -65,7 +73,7 @@ describe("hardening against hostile peers", () => {
   let offer: string;
   beforeAll(async () => {
     server = await startTestServer({ idleTimeoutMs: 5_000, lingerMs: 1_000, maxSessions: 4 });
-    offer = await realOffer(server.url);
+    offer = await realOffer();
   });
   afterAll(async () => {
     await server?.close();
