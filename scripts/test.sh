@@ -10,8 +10,12 @@
 #    vitest in every package, including the WebRTC and Chromium e2e tests).
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 #
+# 3. Then, as its own step with its own bound, the long load/soak tests (`pnpm test:load`:
+#    apps/e2e/src/**/*.load.test.ts, e.g. 200 sessions back to back); skipped when extra args
+#    select a subset of the tests.
 # Environment: VIDRTC_SKIP_SETUP=1 skips step 1; VIDRTC_TEST_TIMEOUT (seconds, default
-# 4200) bounds the test step; VIDRTC_OFFLINE=1 installs from the pnpm store only.
+# 4200) bounds the test step; VIDRTC_LOAD_TIMEOUT (seconds, default 1800) bounds the load step;
+# VIDRTC_SKIP_LOAD=1 skips it; VIDRTC_OFFLINE=1 installs from the pnpm store only.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -69,12 +73,25 @@ run_tests() {
   return "$rc"
 }
 
+# The load/soak tests, bounded on their own; output appended to the same log for the summary.
+run_load() {
+  timeout --signal=TERM --kill-after=60 "${VIDRTC_LOAD_TIMEOUT:-1800}" pnpm test:load 2>&1 | tee -a "$test_log"
+  local rc="${PIPESTATUS[0]}"
+  if ((rc == 124 || rc == 137)); then
+    log test "the load step did not finish within ${VIDRTC_LOAD_TIMEOUT:-1800} s and was stopped"
+  fi
+  return "$rc"
+}
+
 run_step build "${turbo[@]}" --log-order=grouped build
 run_step lint pnpm lint
 run_step typecheck "${turbo[@]}" --log-order=grouped typecheck
 run_step publint "${turbo[@]}" --log-order=grouped publint
 run_step release bash scripts/release.sh --dry-run
 run_step test run_tests "$@"
+if [[ $# -eq 0 && "${VIDRTC_SKIP_LOAD:-}" != "1" ]]; then
+  run_step load run_load
+fi
 
 # Sum vitest's per-package "Tests  N passed | M failed (T)" lines.
 passed=0 failed=0 skipped=0

@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     environment: "node",
     include: ["src/**/*.test.ts"],
+    // Long load/soak tests run in their own step: `pnpm test:load` (vitest.load.config.ts).
+    exclude: ["**/node_modules/**", "src/**/*.load.test.ts"],
     globalSetup: ["src/setup/global.ts"],
     testTimeout: 180_000,
     hookTimeout: 180_000,
