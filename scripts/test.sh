@@ -5,8 +5,8 @@
 #   bash scripts/test.sh --filter=@vidrtc/protocol  # extra args go to `turbo run test`
 #
 # 1. scripts/setup.sh --no-build (installs whatever is missing; needs the network).
-# 2. Re-runs itself inside scripts/netns-run.sh (only loopback up: nothing can leave the
-#    machine), then: build, lint (biome), typecheck, publint, and all tests (turbo ->
+# 2. Re-runs itself inside scripts/netns-run.sh --nic 192.0.2.10/24 (loopback plus a sealed
+#    fake NIC whose peer end goes nowhere: nothing can leave the machine), then: build, lint (biome), typecheck, publint, and all tests (turbo ->
 #    vitest in every package, including the WebRTC and Chromium e2e tests).
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 #
@@ -26,7 +26,9 @@ if [[ "${VIDRTC_TEST_PHASE:-}" != "inner" || "${VIDRTC_NETNS:-}" != "1" ]]; then
     bash scripts/setup.sh --no-build </dev/null
   fi
   export VIDRTC_TEST_PHASE=inner
-  exec bash scripts/netns-run.sh bash scripts/test.sh "$@" </dev/null
+  # With the sealed fake NIC (TEST-NET-1, goes nowhere): node-datachannel and aiortc skip
+  # loopback-only hosts.
+  exec bash scripts/netns-run.sh --nic 192.0.2.10/24 bash scripts/test.sh "$@" </dev/null
 fi
 
 # ---- inside the isolated namespace ----------------------------------------

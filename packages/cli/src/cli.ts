@@ -46,6 +46,7 @@ const SERVER_CODES = new Set([
 export function exitCodeFor(error: unknown): number {
   if (!VidrtcError.isInstance(error)) return EXIT.failure;
   if (error.code === "ABORTED") return EXIT.aborted;
+  if (error.code === "TRANSPORT_UNAVAILABLE") return EXIT.usage;
   if (INPUT_CODES.has(error.code)) return EXIT.input;
   if (SERVER_CODES.has(error.code)) return EXIT.server;
   return EXIT.connection;
@@ -56,6 +57,7 @@ const HINTS: Partial<Record<string, string>> = {
   NOT_FOUND: "check --workflow (and --workspace); `vidrtc-server` knows frame-stats and motion.",
   UNAUTHORIZED: "pass a valid --api-key.",
   FILE_NOT_FOUND: "check the video path.",
+  TRANSPORT_UNAVAILABLE: "install it (`npm install node-datachannel`) or use --transport werift.",
   CHANNEL_OPEN_TIMEOUT: "the server's ICE candidates may be unreachable from here; try --ice-server.",
 };
 
@@ -93,6 +95,7 @@ interface RunFlags {
   jsonl?: string;
   realtime?: boolean;
   iceServer?: string[];
+  transport: "werift" | "node-datachannel";
   processingTimeout?: number;
   progress: boolean;
   quiet?: boolean;
@@ -127,6 +130,11 @@ export function buildProgram(
     .option("-o, --jsonl <file>", "write results as JSON lines to this file (default: stdout)")
     .option("--realtime", "realtime mode: server paced at the file's fps and may drop frames")
     .option("--ice-server <url>", "ICE server URL (repeatable), e.g. stun:stun.example.org:3478", list)
+    .addOption(
+      new Option("--transport <stack>", "WebRTC stack: werift (pure JS) or node-datachannel (native, faster)")
+        .choices(["werift", "node-datachannel"])
+        .default("werift"),
+    )
     .addOption(
       new Option("--processing-timeout <s>", "server-side processing timeout in seconds").argParser(
         positiveInt,
@@ -187,6 +195,7 @@ async function runCommand(
       apiUrl: flags.apiUrl,
       apiKey: flags.apiKey ?? process.env.ROBOFLOW_API_KEY,
       iceServers: flags.iceServer?.map((urls) => ({ urls })),
+      transport: flags.transport,
     });
     if (showProgress && isTty) {
       bars = new cliProgress.MultiBar(

@@ -11,7 +11,14 @@ import {
   type StreamOptionsBase,
   startSession,
 } from "@vidrtc/protocol/session";
-import { createWeriftPeer, type WeriftPeer, type WeriftPeerConfig } from "@vidrtc/transport";
+import {
+  createWeriftPeer,
+  loadTransport,
+  type OfferingPeer,
+  type TransportName,
+  type WeriftPeer,
+  type WeriftPeerConfig,
+} from "@vidrtc/transport";
 import type { RTCPeerConnection } from "werift";
 import { VideoFileSource } from "./file-source.js";
 
@@ -27,7 +34,14 @@ export const WERIFT_SINK_WATERMARKS = { highWaterMark: 512 * 1024, lowWaterMark:
 
 /** Options of {@link InferenceClient}. */
 export interface InferenceClientOptions extends ClientOptionsBase {
-  /** Raw werift peer options for LAN/internet use (interface filters, port ranges, ...). */
+  /**
+   * The WebRTC stack: `"werift"` (default, pure JS) or `"node-datachannel"` (libdatachannel,
+   * native: several times less CPU per MiB; install the optional `node-datachannel` package).
+   * Selecting node-datachannel when it cannot load fails with `TRANSPORT_UNAVAILABLE`.
+   * node-datachannel needs a non-loopback network interface (it skips loopback-only hosts).
+   */
+  transport?: TransportName;
+  /** Raw werift peer options for LAN/internet use (interface filters, port ranges, ...); werift only. */
   werift?: WeriftPeerConfig["werift"];
 }
 
@@ -46,14 +60,27 @@ export class VideoSession extends SessionHandle {
   /** @internal */
   constructor(
     inner: InferenceSession,
-    private readonly peer: WeriftPeer,
+    private readonly peer: OfferingPeer,
   ) {
     super(inner);
   }
 
-  /** The underlying werift peer connection. */
+  /** Which WebRTC stack this session runs on. */
+  get transport(): TransportName {
+    return this.peer.transport;
+  }
+
+  /**
+   * The underlying werift peer connection (werift transport only; throws `INVALID_OPTIONS` on
+   * node-datachannel).
+   * @deprecated Exposes werift's own type; use the session's results, progress and `transport`.
+   */
   get peerConnection(): RTCPeerConnection {
-    return this.peer.raw;
+    const raw = (this.peer as Partial<WeriftPeer>).raw;
+    if (!raw) {
+      throw new VidrtcError("INVALID_OPTIONS", `This session runs on ${this.peer.transport}, not werift.`);
+    }
+    return raw;
   }
 
   /**
@@ -63,7 +90,7 @@ export class VideoSession extends SessionHandle {
    */
   saveVideo(path: string): Promise<string> {
     if (this.recording) return this.recording;
-    if (!this.peer.videoTrack) {
+    if (!this.peer.receivesVideo) {
       return Promise.reject(
         new VidrtcError(
           "INVALID_OPTIONS",
@@ -100,17 +127,21 @@ export class InferenceClient {
     const { source: input, saveVideo, ...rest } = options;
     const fileSource = typeof input === "string" ? new VideoFileSource(input) : input;
     const source = await fileSource.prepare({ maxBytes: rest.maxUploadBytes, signal: rest.signal });
-    let peer: WeriftPeer | null = null;
+    const name = this.options.transport ?? "werift";
+    const transport = name === "werift" ? null : await loadTransport(name);
+    let peer: OfferingPeer | null = null;
     const inner = await startSession({
       ...rest,
-      sink: { ...WERIFT_SINK_WATERMARKS, ...rest.sink },
+      sink: transport ? { ...rest.sink } : { ...WERIFT_SINK_WATERMARKS, ...rest.sink },
       apiUrl: this.apiUrl,
       apiKey: this.options.apiKey,
       iceServers: this.options.iceServers,
       fetch: this.options.fetch,
       source,
       createPeer: (config) => {
-        peer = createWeriftPeer({ iceServers: config.iceServers, werift: this.options.werift });
+        peer = transport
+          ? transport.createOfferer({ ...(config.iceServers ? { iceServers: config.iceServers } : {}) })
+          : createWeriftPeer({ iceServers: config.iceServers, werift: this.options.werift });
         return peer;
       },
     });

@@ -5,6 +5,7 @@
  * `AnsweringPeerLike`).
  */
 export type { AnsweringPeerLike, AnswerOptions, VideoSenderLike } from "@vidrtc/protocol";
+export { loadTransport } from "./load.js";
 export { hasStunUrl, offerHasVideo, sdpCandidates, sdpMaxMessageSize, stripMdnsCandidates } from "./sdp.js";
 export type {
   AnswererConfig,

@@ -78,6 +78,8 @@ export interface AnswererConfig extends PeerConfigBase {
 export interface OfferingPeer extends PeerConnectionLike {
   /** Which stack this peer runs on. */
   readonly transport: TransportName;
+  /** True once `addVideoReceiver()` was called. */
+  readonly receivesVideo: boolean;
   /**
    * Records the first remote video track (after `addVideoReceiver()`) to a WebM file, without
    * re-encoding; resolves once the track has arrived and recording started. Rejects with

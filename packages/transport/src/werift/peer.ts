@@ -374,6 +374,10 @@ class WeriftPeerConnection implements WeriftPeer {
     });
   }
 
+  get receivesVideo(): boolean {
+    return this.#videoTrack !== null;
+  }
+
   get videoTrack(): Promise<MediaStreamTrack> | null {
     return this.#videoTrack;
   }
