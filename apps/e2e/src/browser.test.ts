@@ -124,7 +124,7 @@ describe("@vidrtc/browser in Chromium", () => {
     expect(dataFrames.every((m) => m.gzip)).toBe(true);
   });
 
-  it("paces the server with ACKs: with a slow consumer the server never runs more than one frame ahead", async () => {
+  it("paces the server with ACKs: with readAhead 0 and a slow consumer the server never runs more than one frame ahead", async () => {
     const video = await motionVideo({ seconds: 3, fps: 15 }); // 45 frames
     const { page } = await open();
     await page.setInputFiles("#file", video.path);
@@ -135,6 +135,8 @@ describe("@vidrtc/browser in Chromium", () => {
         source: file,
         workflow: "frame-stats",
         dataOutput: ["*"],
+        // Strict ACK-after-consume: the server may run at most one frame ahead of the consumer.
+        readAhead: 0,
       });
       const handled: Array<{ frameId: number; start: number; end: number }> = [];
       await session.run({
