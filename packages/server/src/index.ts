@@ -18,15 +18,14 @@ export type {
   WorkflowConfiguration,
 } from "./request.js";
 export {
-  buildPeerConfig,
+  buildAnswererConfig,
   createServer,
   type ListeningAddress,
-  LOOPBACK_STUN_URL,
   SERVER_VERSION,
   type ServerOptions,
   type VidrtcServer,
 } from "./server.js";
-export type { SessionEvent } from "./session.js";
+export type { SessionEvent, SessionState } from "./session/index.js";
 export {
   BUILTIN_WORKFLOWS,
   resolveWorkflow,

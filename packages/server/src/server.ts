@@ -15,8 +15,8 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { INITIALISE_PATH, MAX_UPLOAD_BYTES, VidrtcError } from "@vidrtc/protocol";
-import type { RTCIceServer, RTCPeerConnectionConfig } from "werift";
+import { type IceServerLike, INITIALISE_PATH, MAX_UPLOAD_BYTES, VidrtcError } from "@vidrtc/protocol";
+import { type AnswererConfig, createWeriftAnswerer } from "@vidrtc/transport";
 import {
   BodyTooLargeError,
   type CorsPolicy,
@@ -37,7 +37,7 @@ import {
   resolveStreamOutput,
   validateInitialiseRequest,
 } from "./request.js";
-import { Session, type SessionEvent } from "./session.js";
+import { Session, type SessionEvent } from "./session/index.js";
 import { normalizeParameters, ParameterError } from "./workflows/engine.js";
 import { resolveWorkflow, type WorkflowDefinition } from "./workflows/index.js";
 
@@ -49,9 +49,6 @@ export const SERVER_VERSION: string = (() => {
     return "0.0.0";
   }
 })();
-
-/** Placeholder STUN server on loopback: keeps werift from falling back to a public one. */
-export const LOOPBACK_STUN_URL = "stun:127.0.0.1:9";
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
@@ -75,7 +72,7 @@ export interface ServerOptions {
    * ICE servers for the server's peers. Default none: host candidates only. werift would use a public
    * STUN server when this list has no STUN entry, so a loopback placeholder is always added then.
    */
-  iceServers?: RTCIceServer[];
+  iceServers?: IceServerLike[];
   /** Use the `webrtc_config.iceServers` a client sends (default false: never contact servers a client names). */
   useClientIceServers?: boolean;
   /** Host candidate addresses (default `["127.0.0.1"]`). Give a LAN address to serve other machines. */
@@ -184,15 +181,12 @@ function positive(name: string, value: number | undefined, fallback: number, all
   return value;
 }
 
-const hasStun = (servers: RTCIceServer[]): boolean =>
-  servers.some((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]).some((u) => /^stuns?:/i.test(u)));
-
-/** Builds the werift configuration for one session (exported for tests). */
-export function buildPeerConfig(
+/** Builds the stack-neutral answerer configuration for one session (exported for tests). */
+export function buildAnswererConfig(
   options: ServerOptions,
   clientIceServers: RequestIceServer[] | null,
-): RTCPeerConnectionConfig {
-  const servers: RTCIceServer[] = [...(options.iceServers ?? [])];
+): AnswererConfig {
+  const servers: IceServerLike[] = [...(options.iceServers ?? [])];
   if (options.useClientIceServers && clientIceServers) {
     for (const s of clientIceServers)
       servers.push({
@@ -201,31 +195,23 @@ export function buildPeerConfig(
         ...(s.credential ? { credential: s.credential } : {}),
       });
   }
-  const realStun = hasStun(servers);
-  if (!realStun) servers.unshift({ urls: LOOPBACK_STUN_URL });
   const hosts = [
     ...new Set([
       ...(options.iceHostAddresses ?? ["127.0.0.1"]),
       ...(options.iceAdditionalHostAddresses ?? []),
     ]),
   ];
-  const useInterfaces = options.iceUseInterfaceAddresses ?? false;
-  const single = hosts.length === 1 && !useInterfaces ? hosts[0] : undefined;
-  const iceLite =
-    options.iceLite ??
-    !(options.iceServers?.length || (options.useClientIceServers && clientIceServers?.length));
-  const config: RTCPeerConnectionConfig = {
-    iceLite,
+  return {
     iceServers: servers,
-    iceAdditionalHostAddresses: hosts,
-    iceUseIpv4: useInterfaces,
-    iceUseIpv6: false,
-    iceStunGatherTimeout: options.iceStunGatherTimeoutSeconds ?? (realStun ? 3 : 0.1),
+    hostAddresses: hosts,
+    useInterfaceAddresses: options.iceUseInterfaceAddresses ?? false,
+    stripMdns: !(options.resolveMdnsCandidates ?? false),
+    ...(options.iceLite === undefined ? {} : { iceLite: options.iceLite }),
+    ...(options.iceStunGatherTimeoutSeconds === undefined
+      ? {}
+      : { stunGatherTimeoutSeconds: options.iceStunGatherTimeoutSeconds }),
+    ...(options.icePortRange ? { portRange: options.icePortRange } : {}),
   };
-  if (single !== undefined)
-    config.iceInterfaceAddresses = single.includes(":") ? { udp6: single } : { udp4: single };
-  if (options.icePortRange) config.icePortRange = options.icePortRange;
-  return config;
 }
 
 function outputNames(workflow: WorkflowDefinition): { all: string[]; images: string[] } {
@@ -392,13 +378,12 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
           request,
           workflow,
           tempRoot,
-          peerConfig: buildPeerConfig(options, request.iceServers),
+          peer: createWeriftAnswerer(buildAnswererConfig(options, request.iceServers)),
           maxUploadBytes: r.maxUploadBytes,
           idleTimeoutMs: r.idleTimeoutMs,
           gzip: r.gzip,
           lingerMs: r.lingerMs,
           gatherTimeoutMs: 10_000,
-          resolveMdnsCandidates: options.resolveMdnsCandidates ?? false,
           ...(options.ffmpegPath ? { ffmpegPath: options.ffmpegPath } : {}),
           ...(options.ffprobePath ? { ffprobePath: options.ffprobePath } : {}),
           logger: slog,

@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createConsoleLogger, silentLogger } from "./log.js";
 import { createServer, type ServerOptions, type VidrtcServer } from "./server.js";
-import type { SessionEvent } from "./session.js";
+import type { SessionEvent } from "./session/index.js";
 import { frameFile, TestClient, uploadMessage } from "./test-support/werift-client.js";
 
 const run = promisify(execFile);
