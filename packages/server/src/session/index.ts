@@ -1,2 +1,2 @@
 export { Lifecycle, type SessionState } from "./lifecycle.js";
-export { type SessionEvent, type SessionOptions, Session, starWithNamesWarning } from "./session.js";
+export { Session, type SessionEvent, type SessionOptions, starWithNamesWarning } from "./session.js";

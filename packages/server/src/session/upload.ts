@@ -113,7 +113,8 @@ export class UploadToFile {
   }
 
   #onMessage(data: Uint8Array | string): void {
-    if (this.#stopped || this.#done) return;
+    // Still parsed after completion: a chunk after the last one is a malformed upload.
+    if (this.#stopped) return;
     let payloads: Uint8Array[];
     try {
       payloads = this.#receiver.push(data);
@@ -122,7 +123,7 @@ export class UploadToFile {
       this.#o.onFail("upload_error", code, `Upload rejected: ${errorMessage(error)}`);
       return;
     }
-    if (payloads.length === 0) return;
+    if (payloads.length === 0 || this.#done) return;
     this.#armIdle();
     const writer = this.#ensureWriter();
     for (const payload of payloads) {
