@@ -1,0 +1,110 @@
+/**
+ * Process lifetime (issue: the README's Node example never exited with video back, because werift
+ * left UDP sockets open): the README's Node example runs in a child process against
+ * vidrtc-server, on each client transport, with and without processed video, and must exit by
+ * itself (no process.exit) within a bound, with its summary printed and its WebM written.
+ * node-datachannel needs the sealed fake NIC (scripts/test.sh provides it).
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tinyVideo, type VideoFixture } from "./support/fixtures.js";
+import { startTestServer, type TestServer } from "./support/server.js";
+
+const require = createRequire(import.meta.url);
+const nodeEntry = pathToFileURL(require.resolve("@vidrtc/node")).href;
+
+/** Exit bound: the session itself takes about a second; werift's close is asynchronous. */
+const EXIT_BOUND_MS = 45_000;
+
+function fakeNic(): string | null {
+  for (const infos of Object.values(networkInterfaces()))
+    for (const i of infos ?? [])
+      if (i.family === "IPv4" && i.address.startsWith("192.0.2.")) return i.address;
+  return null;
+}
+
+/** The README's Node example (paths and URL filled in), plus the transport option. */
+function example(url: string, video: string, transport: string, webm: string | null): string {
+  return `
+import { InferenceClient, VideoFileSource } from ${JSON.stringify(nodeEntry)};
+
+const client = new InferenceClient({ apiUrl: ${JSON.stringify(url)}, transport: ${JSON.stringify(transport)} });
+const session = await client.webrtc.stream({
+  source: new VideoFileSource(${JSON.stringify(video)}),
+  workflow: "motion", workspace: "local", dataOutput: ["*"],
+  ${webm ? 'streamOutput: ["annotated"],' : ""}
+  signal: AbortSignal.timeout(600_000),
+  onUploadProgress: (p) => console.log(\`\${p.bytesDelivered}/\${p.totalBytes} ETA \${p.etaSeconds}s\`),
+});
+${webm ? `void session.saveVideo(${JSON.stringify(webm)});` : ""}
+let n = 0;
+for await (const result of session) n++;
+console.log(JSON.stringify({ summary: await session.done, results: n, transport: session.transport }));
+`;
+}
+
+function runChild(
+  file: string,
+): Promise<{ code: number | null; ms: number; stdout: string; stderr: string; killed: boolean }> {
+  return new Promise((resolve) => {
+    const start = Date.now();
+    const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, EXIT_BOUND_MS);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, ms: Date.now() - start, stdout, stderr, killed });
+    });
+  });
+}
+
+describe("the README's Node example exits by itself", () => {
+  let server: TestServer;
+  let dir: string;
+  let video: VideoFixture;
+  beforeAll(async () => {
+    const nic = fakeNic();
+    server = await startTestServer({ iceHostAddresses: nic ? ["127.0.0.1", nic] : ["127.0.0.1"] });
+    dir = await mkdtemp(join(tmpdir(), "vidrtc-lifetime-"));
+    video = await tinyVideo();
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const transports = fakeNic() ? ["werift", "node-datachannel"] : ["werift"];
+  for (const transport of transports) {
+    for (const withVideo of [true, false]) {
+      it(`${transport}, ${withVideo ? "with" : "without"} processed video`, async () => {
+        const webm = withVideo ? join(dir, `${transport}.webm`) : null;
+        const file = join(dir, `${transport}-${withVideo}.mjs`);
+        await writeFile(file, example(server.url, video.path, transport, webm));
+        const run = await runChild(file);
+        expect(run.killed, `still running after ${EXIT_BOUND_MS} ms; stderr: ${run.stderr}`).toBe(false);
+        expect(run.code, run.stderr).toBe(0);
+        const last = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as {
+          summary: { framesProcessed: number };
+          results: number;
+          transport: string;
+        };
+        expect(last.transport).toBe(transport);
+        expect(last.results).toBe(video.frames);
+        expect(last.summary.framesProcessed).toBe(video.frames);
+        if (webm) expect((await stat(webm)).size).toBeGreaterThan(500);
+      });
+    }
+  }
+});
