@@ -179,6 +179,43 @@ describe("@vidrtc/browser in Chromium", () => {
     expect(span).toBeGreaterThan((frames - 10) * 100 * 0.9);
   });
 
+  it("read-ahead credit from frame 1 and session.reconfigure through the shared session", async () => {
+    const video = await motionVideo({ seconds: 2, fps: 15 }); // 30 frames
+    const { page } = await open();
+    await page.setInputFiles("#file", video.path);
+    const out = await page.evaluate(async () => {
+      const file = (document.getElementById("file") as HTMLInputElement).files![0]!;
+      const client = new window.vidrtc.InferenceClient({ apiUrl: location.origin });
+      const session = await client.webrtc.stream({
+        source: file,
+        workflow: "motion",
+        dataOutput: ["motion_score"],
+        readAhead: { frames: 3 },
+      });
+      const keys: string[][] = [];
+      await session.run({
+        onData: async (r) => {
+          keys.push(Object.keys(r.outputs).sort());
+          if (r.frameId === 5) session.reconfigure({ dataOutput: ["predictions"] });
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        },
+      });
+      return { keys };
+    });
+    expect(out.keys).toHaveLength(video.frames);
+    for (const k of out.keys.slice(0, 5)) expect(k).toEqual(["motion_score"]);
+    for (const k of out.keys.slice(5 + 3 + 1)) expect(k).toEqual(["predictions"]);
+    const wire = await readWireTap(page);
+    const sent = wire
+      .filter(
+        (m): m is TappedMessage & { text: string } => m.dir === "out" && m.label === "inference" && !!m.text,
+      )
+      .map((m) => JSON.parse(m.text) as Record<string, unknown>);
+    // The first control message is the initial credit (frames - 1), before any result arrived.
+    expect(sent[0]).toEqual({ ack: 2 });
+    expect(sent).toContainEqual({ stream_output: null, data_output: ["predictions"] });
+  });
+
   it("shows the processed video: the <video> decodes frames from remoteStream()", async () => {
     const video = await motionVideo({ seconds: 4, fps: 15 }); // 60 frames
     const { page } = await open();

@@ -166,6 +166,30 @@ describe("@vidrtc/node against @vidrtc/server", () => {
     expect(maxAhead).toBeGreaterThanOrEqual(F - 1);
   });
 
+  it("session.reconfigure changes data_output from the server's next frames on", async () => {
+    const video = await motionVideo({ seconds: 2, fps: 15 });
+    const session = await client(server.url).webrtc.stream({
+      source: video.path,
+      workflow: "motion",
+      dataOutput: ["motion_score"],
+      readAhead: { frames: 2 },
+    });
+    const outputs: string[][] = [];
+    await session.run({
+      onData: async (r) => {
+        outputs.push(Object.keys(r.outputs).sort());
+        if (r.frameId === 5) session.reconfigure({ dataOutput: ["predictions"] });
+        await new Promise((res) => setTimeout(res, 10));
+      },
+    });
+    expect(outputs).toHaveLength(video.frames);
+    // Up to frame 5 (and at most the read-ahead depth after it) the old outputs...
+    for (const keys of outputs.slice(0, 5)) expect(keys).toEqual(["motion_score"]);
+    // ...and once the server has the message, only the new one.
+    for (const keys of outputs.slice(5 + 2 + 1)) expect(keys).toEqual(["predictions"]);
+    expect(() => session.reconfigure({ dataOutput: ["predictions"] })).toThrow(VidrtcError);
+  });
+
   it("aborts mid-upload within 1 s and the server cleans up", async () => {
     const video = await largeVideo(200, { kind: "padded" });
     const controller = new AbortController();

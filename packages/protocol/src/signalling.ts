@@ -157,6 +157,39 @@ export function checkDataOutput(value: readonly string[] | null | undefined): vo
   );
 }
 
+/** What {@link reconfigureMessage} (and `session.reconfigure`) may change mid-session. */
+export interface ReconfigureOptions {
+  /** New `data_output` list (`[]` = no data, `["*"]` = all non-image outputs). Omit to keep. */
+  dataOutput?: string[];
+  /** New `stream_output` list (`[]` = no video, `["name"]` = that image output). Omit to keep. */
+  streamOutput?: string[];
+}
+
+/**
+ * The reconfigure control message (PROTOCOL.md §4.3):
+ * `{"stream_output": [..] | null, "data_output": [..] | null}`, `null` = unchanged. Throws
+ * `INVALID_OPTIONS` when neither list is given, a list is not an array of strings, or `"*"` is
+ * mixed with output names.
+ */
+export function reconfigureMessage(options: ReconfigureOptions): string {
+  if (!isPlainObject(options as unknown))
+    throw invalid("reconfigure needs an object { dataOutput, streamOutput }.");
+  const { dataOutput, streamOutput } = options;
+  if (dataOutput === undefined && streamOutput === undefined) {
+    throw invalid("reconfigure needs dataOutput, streamOutput or both.");
+  }
+  const list = (name: string, v: string[] | undefined): string[] | null => {
+    if (v === undefined) return null;
+    if (v === null)
+      throw invalid(`${name} must be an array of output names (omit it to keep the current one).`);
+    return outputList(name, v, null);
+  };
+  return JSON.stringify({
+    stream_output: list("streamOutput", streamOutput),
+    data_output: list("dataOutput", dataOutput),
+  });
+}
+
 function checkIceServers(servers: readonly IceServerLike[]): IceServerLike[] {
   if (!Array.isArray(servers)) throw invalid("iceServers must be an array.");
   return servers.map((s, i) => {

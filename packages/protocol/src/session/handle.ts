@@ -3,7 +3,7 @@
  * common and the handle they return from `client.webrtc.stream()`.
  */
 import type { ResultMessage } from "../results.js";
-import type { FetchLike } from "../signalling.js";
+import type { FetchLike, ReconfigureOptions } from "../signalling.js";
 import type { IceServerLike } from "./peer.js";
 import type { InferenceSession, SessionOptions, SessionSummary, UploadSummary } from "./session.js";
 
@@ -68,6 +68,14 @@ export class SessionHandle implements AsyncIterable<ResultMessage> {
   /** Consumes every result; `onData` may be async and paces the server. */
   run(handlers: { onData?: (result: ResultMessage) => unknown } = {}): Promise<SessionSummary> {
     return this.inner.run(handlers);
+  }
+
+  /**
+   * Changes `dataOutput` / `streamOutput` mid-session (from the server's next frame on); omitted
+   * lists stay as they are. Throws `INVALID_OPTIONS` for bad lists, `CHANNEL_CLOSED` after the end.
+   */
+  reconfigure(options: ReconfigureOptions): void {
+    this.inner.reconfigure(options);
   }
 
   /** Ends the session and releases the peer connection. Idempotent. */

@@ -79,6 +79,8 @@ class FakeServer {
   receiver = new UploadReceiver({ echo: (d) => this.peer?.channels.get("video_upload")?.receive(d) });
   bytes: Uint8Array[] = [];
   acks: number[] = [];
+  /** Non-ACK control messages (reconfigure). */
+  controls: Array<Record<string, unknown>> = [];
   /** Largest `produced - lastAck` once pacing is on (after the first ACK). */
   maxAhead = 0;
   produced = 0;
@@ -115,6 +117,7 @@ class FakeServer {
     }
     if (typeof data === "string") {
       const msg = JSON.parse(data) as { ack?: number };
+      if (!("ack" in msg)) this.controls.push(msg);
       if (typeof msg.ack === "number") {
         const ack = msg.ack;
         const apply = () => {
@@ -541,5 +544,27 @@ describe("read-ahead (credit ACKs)", () => {
     const ids: number[] = [];
     for await (const r of session) ids.push(r.frameId);
     expect(ids).toEqual([27, 28, 29, 30]);
+  });
+});
+
+describe("reconfigure", () => {
+  it("sends the protocol's reconfigure message on the result channel, validates, refuses after the end", async () => {
+    const { server, options } = setup(20_000, { frames: 3 });
+    const session = await startSession(options);
+    session.reconfigure({ dataOutput: ["motion_score"] });
+    session.reconfigure({ streamOutput: [], dataOutput: [] });
+    expect(() => session.reconfigure({})).toThrow(
+      expect.objectContaining({ code: "INVALID_OPTIONS" }) as unknown as Error,
+    );
+    expect(() => session.reconfigure({ dataOutput: ["*", "x"] })).toThrow(/mixes "\*"/);
+    expect(() => session.reconfigure({ dataOutput: [1 as unknown as string] })).toThrow(VidrtcError);
+    await session.run();
+    expect(server.controls).toEqual([
+      { stream_output: null, data_output: ["motion_score"] },
+      { stream_output: [], data_output: [] },
+    ]);
+    expect(() => session.reconfigure({ dataOutput: ["x"] })).toThrow(
+      expect.objectContaining({ code: "CHANNEL_CLOSED" }) as unknown as Error,
+    );
   });
 });

@@ -33,6 +33,8 @@ import {
   initialiseUrl,
   isRoboflowHostedUrl,
   postInitialise,
+  type ReconfigureOptions,
+  reconfigureMessage,
 } from "../signalling.js";
 import { createChannelSink, type SinkProgress } from "../sink.js";
 import { createUploadStream, totalChunksFor, validateUploadSize } from "../upload.js";
@@ -330,6 +332,20 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
       await handlers.onData?.(result);
     }
     return this.done;
+  }
+
+  /**
+   * Changes the workflow outputs the server sends from the next frame on (PROTOCOL.md §4.3):
+   * `dataOutput` for the result messages, `streamOutput` for the video track (only when one was
+   * negotiated). Omitted lists stay as they are. Throws `INVALID_OPTIONS` for bad lists and
+   * `CHANNEL_CLOSED` once the session has ended.
+   */
+  reconfigure(options: ReconfigureOptions): void {
+    const text = reconfigureMessage(options);
+    if (this.ended || this.resultChannel.readyState !== "open") {
+      throw new VidrtcError("CHANNEL_CLOSED", "The session has ended; it can no longer be reconfigured.");
+    }
+    this.resultChannel.send(text);
   }
 
   /** Ends the session and releases the peer connection. Idempotent. */
