@@ -2,8 +2,8 @@
  * @vidrtc/node against @vidrtc/server over real werift WebRTC on 127.0.0.1 (inside a network
  * namespace: see setup/global.ts).
  */
-import { spawn } from "node:child_process";
-import { readFile, rm } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
@@ -357,9 +357,82 @@ describe("@vidrtc/node against @vidrtc/server", () => {
       "--workflow",
       "motion",
     ]);
-    expect(code).not.toBe(0);
-    expect(stderr).toMatch(/error CONNECTION_FAILED: Could not reach http:\/\/127\.0\.0\.1:1/);
+    expect(code).toBe(5); // server down: a connection failure
+    expect(stderr).toMatch(/^vidrtc: error CONNECTION_FAILED: Could not reach http:\/\/127\.0\.0\.1:1/m);
     expect(stderr).toContain("hint:");
+  });
+
+  it("the CLI: an unknown workflow exits 4 with a hint and leaves an existing -o file as it was", async () => {
+    const video = await tinyVideo();
+    const dir = await mkdtemp(join(tmpdir(), "vidrtc-cli-wf-"));
+    const jsonl = join(dir, "results.jsonl");
+    await writeFile(jsonl, "kept\n");
+    try {
+      const { code, stderr } = await runCli(["run", video.path, "-u", server.url, "-w", "nope", "-o", jsonl]);
+      expect(code, stderr).toBe(4);
+      expect(stderr).toMatch(/^vidrtc: error NOT_FOUND: .*\n {2}hint: check --workflow/m);
+      expect(await readFile(jsonl, "utf8")).toBe("kept\n");
+      expect(await readdir(dir)).toEqual(["results.jsonl"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the CLI runs a directory of inputs with --concurrency 2: one JSONL and one WebM of the real size each, a table", async () => {
+    const video = await tinyVideo();
+    const dir = await mkdtemp(join(tmpdir(), "vidrtc-cli-multi-"));
+    const inputs = join(dir, "in");
+    const out = join(dir, "out");
+    await mkdir(inputs);
+    await mkdir(out);
+    await copyFile(video.path, join(inputs, "a.mp4"));
+    await copyFile(video.path, join(inputs, "b.mp4"));
+    try {
+      const { code, stderr } = await runCli([
+        "run",
+        inputs,
+        "-u",
+        server.url,
+        "-w",
+        "motion",
+        "-d",
+        "motion_score",
+        "-s",
+        "annotated",
+        "--out-dir",
+        out,
+        "--concurrency",
+        "2",
+      ]);
+      expect(code, stderr).toBe(0);
+      expect((await readdir(out)).sort()).toEqual(["a.jsonl", "a.webm", "b.jsonl", "b.webm"]);
+      for (const name of ["a", "b"]) {
+        const lines = (await readFile(join(out, `${name}.jsonl`), "utf8")).trim().split("\n");
+        expect(lines).toHaveLength(video.frames);
+        const probe = JSON.parse(
+          execFileSync(
+            "ffprobe",
+            [
+              "-v",
+              "error",
+              "-select_streams",
+              "v:0",
+              "-show_entries",
+              "stream=width,height",
+              "-of",
+              "json",
+              join(out, `${name}.webm`),
+            ],
+            { encoding: "utf8" },
+          ),
+        ) as { streams: { width: number; height: number }[] };
+        expect(probe.streams[0]).toEqual({ width: 320, height: 240 }); // not werift's 640x360
+      }
+      expect(stderr).toMatch(/^input +status +frames +errors +time +output$/m);
+      expect(stderr).toContain("vidrtc: 2 of 2 inputs ok");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,7 +15,7 @@ export const TRANSPORT_NAMES: readonly TransportName[] = ["werift", "node-datach
 export interface RecordVideoOptions {
   /** Stops the recording (like `stop()`) when aborted. */
   signal?: AbortSignal;
-  /** Frame size written in the WebM header when the stack cannot read it from the bitstream. */
+  /** Frame size written in the WebM header. Default: werift reads the first VP8 key frame's size once the recording stops (its muxer alone would write 640x360). */
   width?: number;
   height?: number;
 }

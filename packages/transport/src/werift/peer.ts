@@ -63,6 +63,7 @@ import { MediaRecorder } from "werift/nonstandard";
 import { hasStunUrl } from "../sdp.js";
 import type { OfferingPeer, RecordVideoOptions, TransportName, VideoRecording } from "../types.js";
 import { defaultIceOptions, NO_STUN_SERVER } from "./ice.js";
+import { fixWebmVideoSize } from "./webm-size.js";
 
 /** werift's default for a peer that does not advertise `a=max-message-size`. */
 export const WERIFT_DEFAULT_MAX_MESSAGE_SIZE = 65_536;
@@ -662,6 +663,9 @@ export function recordVideoToWebm(
     stopping ??= (async () => {
       options.signal?.removeEventListener("abort", onAbort);
       await recorder.stop();
+      // werift writes 640x360 unless told; the header gets the first key frame's real size.
+      if (failure === null && options.width === undefined && options.height === undefined)
+        await fixWebmVideoSize(path).catch(() => null);
       if (failure !== null) {
         throw new VidrtcError("PROCESSING_FAILED", `Recording to ${path} failed: ${String(failure)}`, {
           cause: failure,
