@@ -7,6 +7,7 @@ import type { ResultMessage, SessionSummary, StreamOptions } from "@vidrtc/node"
 import { VidrtcError } from "@vidrtc/protocol";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
+  buildProgram,
   type CliClient,
   type CliIo,
   type CliSession,
