@@ -22,6 +22,7 @@ import {
   VidrtcError,
 } from "@vidrtc/protocol";
 import type { DataChannel } from "node-datachannel";
+import { assertMessageFits, cannotSendError } from "../shared.js";
 
 type Listeners = { [K in keyof ChannelEventMap]: Set<(event: ChannelEventMap[K]) => void> };
 
@@ -36,9 +37,6 @@ function emitAll<E>(set: Set<(event: E) => void>, event: E) {
     }
   }
 }
-
-const byteLength = (data: Uint8Array | string): number =>
-  typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength;
 
 /** Most messages kept for a channel that nobody listens to yet (handed over before subscribing). */
 const MAX_EARLY_MESSAGES = 1024;
@@ -132,20 +130,8 @@ export class NdcDataChannel implements DataChannelLike {
 
   send(data: Uint8Array | string): void {
     const state = this.#state;
-    if (state !== "open") {
-      throw new VidrtcError("CHANNEL_CLOSED", `Data channel "${this.label}" is ${state}; cannot send.`, {
-        details: { label: this.label, readyState: state },
-      });
-    }
-    const size = byteLength(data);
-    const max = this.maxMessageSize;
-    if (size > max) {
-      throw new VidrtcError(
-        "MESSAGE_TOO_LARGE",
-        `A ${size}-byte message exceeds the peer's max message size of ${max} bytes on "${this.label}".`,
-        { details: { size, maxMessageSize: max, label: this.label } },
-      );
-    }
+    if (state !== "open") throw cannotSendError(this.label, state);
+    const size = assertMessageFits(this.label, data, this.maxMessageSize);
     try {
       if (typeof data === "string") this.#dc.sendMessage(data);
       else this.#dc.sendMessageBinary(data);

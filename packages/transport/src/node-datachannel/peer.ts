@@ -27,6 +27,7 @@ import {
 } from "@vidrtc/protocol";
 import ndc from "node-datachannel";
 import { looksLikeSdp, offerHasVideo, stripMdnsCandidates } from "../sdp.js";
+import { ChannelHandover } from "../shared.js";
 import type {
   AnswererConfig,
   OffererConfig,
@@ -387,8 +388,7 @@ function answererBindAddress(config: AnswererConfig): string | undefined {
 
 class NdcAnswerer extends NdcPeerBase implements AnsweringPeerLike {
   readonly #stripMdns: boolean;
-  readonly #listeners = new Set<(channel: DataChannelLike) => void>();
-  #pending: DataChannelLike[] = [];
+  readonly #channels = new ChannelHandover();
   #videoSender: VideoSenderLike | null = null;
   #answered = false;
 
@@ -396,12 +396,7 @@ class NdcAnswerer extends NdcPeerBase implements AnsweringPeerLike {
     super("vidrtc-answerer", config, answererBindAddress(config));
     this.#stripMdns = config.stripMdns ?? true;
     this.pc.onDataChannel((dc) => {
-      const channel = this.wrap(dc);
-      if (this.#listeners.size === 0) {
-        this.#pending.push(channel);
-        return;
-      }
-      for (const listener of [...this.#listeners]) listener(channel);
+      this.#channels.arrive(this.wrap(dc));
     });
   }
 
@@ -410,13 +405,7 @@ class NdcAnswerer extends NdcPeerBase implements AnsweringPeerLike {
   }
 
   onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe {
-    this.#listeners.add(listener);
-    const pending = this.#pending;
-    this.#pending = [];
-    for (const channel of pending) listener(channel);
-    return () => {
-      this.#listeners.delete(listener);
-    };
+    return this.#channels.subscribe(listener);
   }
 
   async answer(offer: SessionDescriptionLike, options: AnswerOptions): Promise<SessionDescriptionLike> {

@@ -11,6 +11,7 @@
  */
 import { createWriteStream, type WriteStream } from "node:fs";
 import { VidrtcError } from "@vidrtc/protocol";
+import { recordingStop } from "../shared.js";
 import type { RecordVideoOptions } from "../types.js";
 
 /** A running recording fed with RTP packets. */
@@ -228,28 +229,19 @@ export function recordRtpToWebm(path: string, options: RecordVideoOptions = {}):
     if (rtp.marker) finishFrame();
   };
 
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      options.signal?.removeEventListener("abort", onAbort);
+  const stop = recordingStop(
+    path,
+    options.signal,
+    async () => {
       stopped = true;
       finishFrame();
       if (!headerWritten) out.write(header(options.width ?? 640, options.height ?? 360));
       flushCluster();
       out.end();
       await closed;
-      if (failure !== null) {
-        throw new VidrtcError("PROCESSING_FAILED", `Recording to ${path} failed: ${String(failure)}`, {
-          cause: failure,
-        });
-      }
-    })();
-    return stopping;
-  };
-  const onAbort = () => {
-    stop().catch(() => {});
-  };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
+    },
+    () => failure,
+  );
   return {
     push,
     stop,

@@ -28,6 +28,7 @@ import {
   type RTCRtpTransceiver,
 } from "werift";
 import { hasStunUrl, looksLikeSdp, offerHasVideo, stripMdnsCandidates } from "../sdp.js";
+import { ChannelHandover } from "../shared.js";
 import type { AnswererConfig } from "../types.js";
 import { NO_STUN_SERVER, SENTINEL_STUN_GATHER_TIMEOUT_S } from "./ice.js";
 import {
@@ -96,9 +97,7 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
   readonly #pc: RTCPeerConnection;
   readonly #stripMdns: boolean;
   readonly #socketBufferBytes: number;
-  readonly #channelListeners = new Set<(channel: DataChannelLike) => void>();
-  /** Channels that arrived before anyone listened; handed to the first listener. */
-  #pendingChannels: DataChannelLike[] = [];
+  readonly #channels = new ChannelHandover();
   #videoSender: VideoSenderLike | null = null;
   #answered = false;
   #closing: Promise<void> | null = null;
@@ -109,12 +108,7 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
     this.#socketBufferBytes = config.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
     this.#pc = new RTCPeerConnection(weriftAnswererConfig(config));
     this.#pc.onDataChannel.subscribe((dc: RTCDataChannel) => {
-      const channel = wrapWeriftChannel(dc);
-      if (this.#channelListeners.size === 0) {
-        this.#pendingChannels.push(channel);
-        return;
-      }
-      for (const listener of this.#channelListeners) listener(channel);
+      this.#channels.arrive(wrapWeriftChannel(dc));
     });
   }
 
@@ -140,13 +134,7 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
   }
 
   onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe {
-    this.#channelListeners.add(listener);
-    const pending = this.#pendingChannels;
-    this.#pendingChannels = [];
-    for (const channel of pending) listener(channel);
-    return () => {
-      this.#channelListeners.delete(listener);
-    };
+    return this.#channels.subscribe(listener);
   }
 
   async answer(offer: SessionDescriptionLike, options: AnswerOptions): Promise<SessionDescriptionLike> {

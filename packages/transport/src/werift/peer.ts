@@ -61,6 +61,7 @@ import {
 } from "werift";
 import { MediaRecorder } from "werift/nonstandard";
 import { hasStunUrl } from "../sdp.js";
+import { assertMessageFits, cannotSendError, recordingStop } from "../shared.js";
 import type { OfferingPeer, RecordVideoOptions, TransportName, VideoRecording } from "../types.js";
 import { defaultIceOptions, NO_STUN_SERVER } from "./ice.js";
 import { fixWebmVideoSize } from "./webm-size.js";
@@ -97,10 +98,6 @@ function guarded<A extends unknown[]>(listener: (...args: A) => void): (...args:
       });
     }
   };
-}
-
-function byteLength(data: Uint8Array | string): number {
-  return typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength;
 }
 
 class WeriftDataChannel implements DataChannelLike {
@@ -149,20 +146,8 @@ class WeriftDataChannel implements DataChannelLike {
 
   send(data: Uint8Array | string): void {
     const state = this.#dc.readyState;
-    if (state === "closing" || state === "closed") {
-      throw new VidrtcError("CHANNEL_CLOSED", `Data channel "${this.label}" is ${state}; cannot send.`, {
-        details: { label: this.label, readyState: state },
-      });
-    }
-    const size = byteLength(data);
-    const max = this.maxMessageSize;
-    if (size > max) {
-      throw new VidrtcError(
-        "MESSAGE_TOO_LARGE",
-        `A ${size}-byte message exceeds the peer's max message size of ${max} bytes on "${this.label}".`,
-        { details: { size, maxMessageSize: max, label: this.label } },
-      );
-    }
+    if (state === "closing" || state === "closed") throw cannotSendError(this.label, state);
+    const size = assertMessageFits(this.label, data, this.maxMessageSize);
     if (size === 0) {
       throw new VidrtcError("MALFORMED_MESSAGE", "werift cannot send an empty data-channel message.", {
         details: { label: this.label },
@@ -658,26 +643,17 @@ export function recordVideoToWebm(
   recorder.onError.subscribe((error) => {
     failure ??= error;
   });
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      options.signal?.removeEventListener("abort", onAbort);
+  const stop = recordingStop(
+    path,
+    options.signal,
+    async () => {
       await recorder.stop();
       // werift writes 640x360 unless told; the header gets the first key frame's real size.
       if (failure === null && options.width === undefined && options.height === undefined)
         await fixWebmVideoSize(path).catch(() => null);
-      if (failure !== null) {
-        throw new VidrtcError("PROCESSING_FAILED", `Recording to ${path} failed: ${String(failure)}`, {
-          cause: failure,
-        });
-      }
-    })();
-    return stopping;
-  };
-  const onAbort = () => {
-    stop().catch(() => {});
-  };
-  options.signal?.addEventListener("abort", onAbort, { once: true });
+    },
+    () => failure,
+  );
   return { stop };
 }
 
