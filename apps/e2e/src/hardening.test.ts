@@ -13,27 +13,11 @@ import { loopbackIceOptions } from "@vidrtc/node";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
+import { initialiseBody } from "./support/http.js";
 import { RawClient } from "./support/raw-client.js";
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
 
 const run = promisify(execFile);
-
-/** A request body like the Node binding's, with `sdp` as the offer. */
-function initBody(sdp: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    workflow_configuration: {
-      type: "WorkflowConfiguration",
-      workflow_id: "frame-stats",
-      workspace_name: "local",
-      image_input_name: "image",
-    },
-    webrtc_offer: { type: "offer", sdp },
-    webrtc_realtime_processing: false,
-    stream_output: [],
-    data_output: ["*"],
-    ...overrides,
-  };
-}
 
 async function post(
   url: string,
@@ -138,7 +122,7 @@ describe("hardening against hostile peers", () => {
     })();
     try {
       await new Promise((r) => setTimeout(r, 100));
-      const res = await post(server.url, initBody(sdp));
+      const res = await post(server.url, initialiseBody(sdp));
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(res.status).toBeLessThan(500);
       expect(res.text).toMatch(/media sections|bytes|lines/);
@@ -163,7 +147,7 @@ describe("hardening against hostile peers", () => {
       `v=0\r\n${"\u0000\u0001\u00fe\u00ff".repeat(64)}`,
       offer.slice(0, 40),
     ]) {
-      const res = await post(server.url, initBody(sdp));
+      const res = await post(server.url, initialiseBody(sdp));
       expect(res.status).toBe(400);
       expect(res.ms).toBeLessThan(1_000);
       expect(server.sessions).toBe(0);
@@ -171,7 +155,7 @@ describe("hardening against hostile peers", () => {
   });
 
   it("text/plain bodies are refused (no CORS simple request can start a session)", async () => {
-    const res = await post(server.url, initBody(offer), { "content-type": "text/plain;charset=UTF-8" });
+    const res = await post(server.url, initialiseBody(offer), { "content-type": "text/plain;charset=UTF-8" });
     expect(res.status).toBe(415);
     expect(server.sessions).toBe(0);
   });
@@ -187,7 +171,7 @@ describe("hardening against hostile peers", () => {
         headers: { origin: "http://evil.test", "access-control-request-method": "POST" },
       });
       expect(pre.headers.get("access-control-allow-origin")).toBeNull();
-      const fromPage = await post(url, initBody(offer), { origin: "http://evil.test" });
+      const fromPage = await post(url, initialiseBody(offer), { origin: "http://evil.test" });
       expect(fromPage.status).toBe(403);
       expect(wide.sessions).toBe(0);
       // A non-browser client (no Origin) still gets a session.
@@ -196,7 +180,7 @@ describe("hardening against hostile peers", () => {
       await eventually(() => wide.sessions === 0, 15_000, "the session ended");
 
       for (let i = 0; i < 3; i++) {
-        const res = await post(keyed.url, initBody(offer));
+        const res = await post(keyed.url, initialiseBody(offer));
         expect(res.status).toBe(401);
         expect(res.text).not.toContain("a=ice-pwd");
       }
@@ -231,7 +215,7 @@ describe("hardening against hostile peers", () => {
       fc.string({ maxLength: 400 }),
     );
     const mutatedBody = fc.oneof(
-      { arbitrary: mutatedSdp.map((sdp) => JSON.stringify(initBody(sdp))), weight: 6 },
+      { arbitrary: mutatedSdp.map((sdp) => JSON.stringify(initialiseBody(sdp))), weight: 6 },
       fc
         .tuple(
           fc.constantFrom(
@@ -247,10 +231,10 @@ describe("hardening against hostile peers", () => {
           ),
           fc.jsonValue({ maxDepth: 4 }),
         )
-        .map(([key, value]) => JSON.stringify(initBody(offer, { [key]: value }))),
+        .map(([key, value]) => JSON.stringify(initialiseBody(offer, { [key]: value }))),
       fc.jsonValue({ maxDepth: 5 }).map((v) => JSON.stringify(v)),
       fc.string({ maxLength: 300 }),
-      fc.nat({ max: 200 }).map((n) => JSON.stringify(initBody(offer)).slice(0, n)),
+      fc.nat({ max: 200 }).map((n) => JSON.stringify(initialiseBody(offer)).slice(0, n)),
     );
     const fuzzServer = await startTestServer({ maxSessions: 64, idleTimeoutMs: 3_000, lingerMs: 500 });
     const statuses = new Map<number, number>();

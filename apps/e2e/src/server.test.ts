@@ -20,6 +20,7 @@ import {
   randomFile,
   tinyVideo,
 } from "./support/fixtures.js";
+import { initialiseBody } from "./support/http.js";
 import { RawClient, type RawClientOptions, type ReceivedResult } from "./support/raw-client.js";
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
 
@@ -652,21 +653,6 @@ describe("@vidrtc/server with a raw werift client", () => {
         await c.close();
       }
     }
-    function body(sdp: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-      return {
-        workflow_configuration: {
-          type: "WorkflowConfiguration",
-          workflow_id: "frame-stats",
-          workspace_name: "local",
-          image_input_name: "image",
-        },
-        webrtc_offer: { type: "offer", sdp },
-        webrtc_realtime_processing: false,
-        stream_output: [],
-        data_output: ["*"],
-        ...extra,
-      };
-    }
     async function post(
       url: string,
       json: unknown,
@@ -691,7 +677,7 @@ describe("@vidrtc/server with a raw werift client", () => {
       expect(notJson.status).toBe(422);
       const wrongType = await post(
         server.url,
-        body(await offerSdp(), { webrtc_realtime_processing: "often" }),
+        initialiseBody(await offerSdp(), { webrtc_realtime_processing: "often" }),
       );
       expect(wrongType.status).toBe(422);
       expect(server.sessions).toBe(0);
@@ -700,7 +686,7 @@ describe("@vidrtc/server with a raw werift client", () => {
     it("404 for an unknown workflow", async () => {
       const sdp = await offerSdp();
       const res = await post(server.url, {
-        ...body(sdp),
+        ...initialiseBody(sdp),
         workflow_configuration: {
           type: "WorkflowConfiguration",
           workflow_id: "no-such-workflow",
@@ -715,10 +701,10 @@ describe("@vidrtc/server with a raw werift client", () => {
 
     it("400 for unknown output names", async () => {
       const sdp = await offerSdp();
-      const data = await post(server.url, body(sdp, { data_output: ["stats", "nope_output"] }));
+      const data = await post(server.url, initialiseBody(sdp, { data_output: ["stats", "nope_output"] }));
       expect(data.status).toBe(400);
       expect(String(data.body.message)).toMatch(/nope_output/);
-      const stream = await post(server.url, body(sdp, { stream_output: ["not_an_image"] }));
+      const stream = await post(server.url, initialiseBody(sdp, { stream_output: ["not_an_image"] }));
       expect(stream.status).toBe(400);
       expect(server.sessions).toBe(0);
     });
@@ -729,7 +715,7 @@ describe("@vidrtc/server with a raw werift client", () => {
         const holder = await RawClient.connect({ url: one.url });
         try {
           expect(one.sessions).toBe(1);
-          const second = await post(one.url, body(await offerSdp()));
+          const second = await post(one.url, initialiseBody(await offerSdp()));
           expect(second.status).toBe(429);
           expect(typeof second.body.message).toBe("string");
         } finally {

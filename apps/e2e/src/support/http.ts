@@ -77,3 +77,23 @@ export async function startHttpServer(
   };
   return { url: `http://127.0.0.1:${port}`, port, requests, close, [Symbol.asyncDispose]: close };
 }
+
+/** A signalling request body like the Node binding's (frame-stats, data only), with `sdp` as the offer. */
+export function initialiseBody(
+  sdp: string,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    workflow_configuration: {
+      type: "WorkflowConfiguration",
+      workflow_id: "frame-stats",
+      workspace_name: "local",
+      image_input_name: "image",
+    },
+    webrtc_offer: { type: "offer", sdp },
+    webrtc_realtime_processing: false,
+    stream_output: [],
+    data_output: ["*"],
+    ...overrides,
+  };
+}
