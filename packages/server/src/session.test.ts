@@ -199,6 +199,44 @@ describe("full session", () => {
     for (const r of frames) expect(r.output.serialized_output_data).toBeNull();
   }, 30_000);
 
+  it('warns on the session when data_output mixes "*" with names, and still answers every frame', async () => {
+    const lines: string[] = [];
+    const logger = { info: (m: string) => lines.push(m), error: (m: string) => lines.push(m), debug() {} };
+    const h = await start({ logger });
+    const c = client(h, {
+      data_output: ["*", "motion_score"],
+      workflow_configuration: {
+        type: "WorkflowConfiguration",
+        workflow_id: "motion",
+        workspace_name: "local",
+      },
+    });
+    expect((await c.connect()).status).toBe(200);
+    await c.send(frameFile(video));
+    await c.waitComplete();
+    const frames = c.results.filter((r) => !r.output.processing_complete);
+    expect(frames.length).toBe(FRAMES);
+    for (const r of frames)
+      expect(Object.keys(r.output.serialized_output_data ?? {}).sort()).toEqual([
+        "motion_score",
+        "predictions",
+      ]);
+    const warnings = lines.filter((l) => l.includes("Output '*' not found"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('["*","motion_score"]');
+  }, 30_000);
+
+  it('does not warn for data_output ["*"] alone', async () => {
+    const lines: string[] = [];
+    const logger = { info: (m: string) => lines.push(m), error: (m: string) => lines.push(m), debug() {} };
+    const h = await start({ logger });
+    const c = client(h, { data_output: ["*"] });
+    expect((await c.connect()).status).toBe(200);
+    await c.send(frameFile(video));
+    await c.waitComplete();
+    expect(lines.filter((l) => l.includes("Output '*'"))).toEqual([]);
+  }, 30_000);
+
   it("paces batch mode by ACKs (window 1)", async () => {
     const h = await start();
     const c = client(h, { data_output: ["stats"] });
