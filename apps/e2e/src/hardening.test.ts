@@ -13,6 +13,7 @@ import { loopbackIceOptions } from "@vidrtc/node";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RTCPeerConnection } from "werift";
+import { tinyVideo } from "./support/fixtures.js";
 import { initialiseBody } from "./support/http.js";
 import { RawClient } from "./support/raw-client.js";
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
@@ -191,6 +192,40 @@ describe("hardening against hostile peers", () => {
     } finally {
       await wide.close();
       await keyed.close();
+    }
+  });
+
+  it("processing_timeout past the 32-bit timer range is honoured, not fired after 1 ms: the session runs to the end", async () => {
+    const video = await tinyVideo();
+    // 2147484 s is the first whole second past 2^31 - 1 ms; the others are far past it.
+    for (const seconds of [2_147_484, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
+      const since = server.events.length;
+      const client = await RawClient.connect({
+        url: server.url,
+        ackDelayMs: 0,
+        request: { processingTimeoutSeconds: seconds },
+      });
+      try {
+        // Well past the 1 ms a plain setTimeout would have waited: the channels are open and stay so.
+        await new Promise((r) => setTimeout(r, 100));
+        expect(client.inference.readyState).toBe("open");
+        await client.uploadFile(video.path);
+        const complete = await client.waitComplete(30_000);
+        expect(complete.output.termination_reason).toBeNull();
+        expect(complete.output.errors).toEqual([]);
+        expect(client.frames.length).toBe(video.frames);
+        const events = server.events.slice(since);
+        expect(events.some((e) => e.type === "error")).toBe(false);
+        expect(
+          events.some((e) => e.type === "processing-complete" && e.terminationReason === "timeout_reached"),
+        ).toBe(false);
+        console.log(
+          `[hardening] processing_timeout ${seconds} s: ${client.frames.length}/${video.frames} frames, termination ${complete.output.termination_reason}`,
+        );
+      } finally {
+        await client.close();
+      }
+      await eventually(() => server.sessions === 0, 15_000, "the session ended");
     }
   });
 

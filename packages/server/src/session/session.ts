@@ -20,6 +20,7 @@ import type { WorkflowDefinition } from "../workflows/index.js";
 import { Lifecycle, type SessionState } from "./lifecycle.js";
 import { FrameProcessor, StopProcessing } from "./processing.js";
 import { type ReconfigureRequest, ResultSender } from "./results.js";
+import { type SafeTimer, safeTimeout } from "./timer.js";
 import { type UploadSummary, UploadToFile } from "./upload.js";
 
 export type { SessionState } from "./lifecycle.js";
@@ -103,8 +104,8 @@ export class Session {
   #dataOutput: string[] | null;
   #streamOutput: string | undefined;
   #completeSent = false;
-  #timeoutTimer: NodeJS.Timeout | null = null;
-  #lingerTimer: NodeJS.Timeout | null = null;
+  #timeoutTimer: SafeTimer | null = null;
+  #lingerTimer: SafeTimer | null = null;
 
   private constructor(options: SessionOptions) {
     this.id = options.id;
@@ -180,10 +181,8 @@ export class Session {
     }
     this.#upload.start();
     const timeout = o.request.processingTimeoutSeconds;
-    if (timeout !== null) {
-      this.#timeoutTimer = setTimeout(() => this.#onProcessingTimeout(), timeout * 1000);
-      this.#timeoutTimer.unref?.();
-    }
+    // Any length: past the 32-bit range a plain setTimeout would fire after 1 ms.
+    if (timeout !== null) this.#timeoutTimer = safeTimeout(() => this.#onProcessingTimeout(), timeout * 1000);
     o.onEvent({
       type: "session-start",
       sessionId: this.id,
@@ -338,11 +337,10 @@ export class Session {
       return;
     }
     this.#life.to("done");
-    this.#lingerTimer = setTimeout(
+    this.#lingerTimer = safeTimeout(
       () => void this.close("client did not close the connection after processing_complete"),
       o.lingerMs,
     );
-    this.#lingerTimer.unref?.();
   }
 
   #completeMetadata(): VideoMetadata {
@@ -431,8 +429,8 @@ export class Session {
     const wasState = this.#life.state;
     this.#life.to("closed");
     this.#upload?.stop();
-    if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
-    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    this.#timeoutTimer?.clear();
+    this.#lingerTimer?.clear();
     this.#process.abort(new StopProcessing("closed"));
     if (this.#processing) await Promise.race([this.#processing.catch(() => {}), sleep(5_000)]);
     await this.#processor?.closeVideo();

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { type DataChannelLike, UploadReceiver, VidrtcError } from "@vidrtc/protocol";
 import type { ServerLogger } from "../log.js";
+import { type SafeTimer, safeTimeout } from "./timer.js";
 
 export const DEFAULT_WRITE_QUEUE = 32 * 1024 * 1024;
 
@@ -41,7 +42,7 @@ export class UploadToFile {
   #startedAt = 0;
   #done = false;
   #stopped = false;
-  #idleTimer: NodeJS.Timeout | null = null;
+  #idleTimer: SafeTimer | null = null;
 
   constructor(options: UploadToFileOptions) {
     this.#o = options;
@@ -183,17 +184,16 @@ export class UploadToFile {
     this.#clearIdle();
     if (this.#done || this.#stopped) return;
     const ms = this.#o.idleTimeoutMs;
-    this.#idleTimer = setTimeout(() => {
+    this.#idleTimer = safeTimeout(() => {
       const what = this.#channel
         ? `no upload progress for ${ms} ms`
         : `the client did not open the upload channel within ${ms} ms`;
       this.#o.onFail("idle_timeout", "UPLOAD_STALLED", `Session idle: ${what}.`);
     }, ms);
-    this.#idleTimer.unref?.();
   }
 
   #clearIdle(): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer?.clear();
     this.#idleTimer = null;
   }
 }
