@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh --no-build   # tools + dependencies only
 #
 # 1. System tools (Debian/Ubuntu, via apt-get, only when one is missing):
-#    ffmpeg/ffprobe (ffmpeg), chromium, ip (iproute2), unshare (util-linux).
+#    ffmpeg/ffprobe (ffmpeg), chromium, ip (iproute2), unshare (util-linux), and
+#    aiortc for Debian's /usr/bin/python3 (python3-aiortc, the interop tests' Python peer).
 # 2. pnpm $VIDRTC_PNPM_VERSION via `npm i -g` when pnpm is missing.
 # 3. pnpm install --frozen-lockfile (set VIDRTC_OFFLINE=1 to add --offline).
 # 4. pnpm build (turbo), inside an isolated network namespace.
@@ -47,6 +48,8 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missi
 [[ -x "$VIDRTC_CHROMIUM" ]] || command -v chromium >/dev/null 2>&1 || missing_pkgs+=(chromium)
 command -v ip >/dev/null 2>&1 || missing_pkgs+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing_pkgs+=(util-linux)
+# The aiortc interop tests run Debian's python3 (not a pyenv/venv one) with Debian's aiortc.
+/usr/bin/python3 -c 'import aiortc, av' >/dev/null 2>&1 || missing_pkgs+=(python3-aiortc)
 
 if ((${#missing_pkgs[@]} > 0)); then
   log setup "installing system packages: ${missing_pkgs[*]}"
@@ -67,7 +70,7 @@ if ((${#missing_pkgs[@]} > 0)); then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing_pkgs[@]}"
 else
-  log setup "system tools present: ffmpeg, ffprobe, chromium, ip, unshare"
+  log setup "system tools present: ffmpeg, ffprobe, chromium, ip, unshare, python3-aiortc"
 fi
 
 # --- pnpm -------------------------------------------------------------------
