@@ -2,7 +2,7 @@
  * The vidrtc demo page: pick or drop a video, choose a workflow, watch the upload, then the
  * processed video with the motion boxes drawn live from the results. Served by `vidrtc-server
  * --static-dir packages/browser/demo-dist`, so the API URL is the page's own origin (override
- * with `?api=http://host:port`).
+ * with `?api=http://host:port`, or signal through a backend's proxy with `?proxy=/api/vidrtc`).
  */
 import {
   InferenceClient,
@@ -57,7 +57,9 @@ const ui = {
 
 const params = new URLSearchParams(location.search);
 const apiUrl = params.get("api") ?? location.origin;
-const client = new InferenceClient({ apiUrl });
+/** `?proxy=/api/vidrtc`: signal through your backend's `@vidrtc/server/proxy` (no key in the page). */
+const proxyUrl = params.get("proxy");
+const client = new InferenceClient(proxyUrl ? { proxyUrl } : { apiUrl });
 
 /** At most this many result rows stay in the list (older ones are dropped from the DOM). */
 const MAX_ROWS = 2000;
@@ -450,11 +452,15 @@ async function start(): Promise<void> {
 
 async function checkServer(): Promise<void> {
   try {
-    const res = await fetch(new URL("/healthz", apiUrl), { signal: AbortSignal.timeout(3000) });
+    // Through a proxy, its GET (the ICE servers) tells whether the backend is up.
+    const url = proxyUrl ? new URL(proxyUrl, location.href) : new URL("/healthz", apiUrl);
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
     const body = (await res.json()) as { status?: string; version?: string };
     ui.server.dataset.ok = res.ok ? "yes" : "no";
     ui.server.textContent = res.ok
-      ? `Server ready${body.version ? ` · v${body.version}` : ""}`
+      ? proxyUrl
+        ? "Proxy ready"
+        : `Server ready${body.version ? ` · v${body.version}` : ""}`
       : `Server: HTTP ${res.status}`;
   } catch {
     ui.server.dataset.ok = "no";

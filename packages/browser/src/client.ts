@@ -63,7 +63,21 @@ export class VideoSession extends SessionHandle {
   }
 }
 
-/** Client for a Roboflow-compatible inference server, from a browser. */
+/** `proxyUrl` relative to the page (`"/api/vidrtc"`); left as is when there is no page or it is not a URL. */
+function resolveProxyUrl(url: string): string {
+  const base = (globalThis as { location?: { href?: string } }).location?.href;
+  try {
+    return new URL(url, base).toString();
+  } catch {
+    return url; // the session refuses it with INVALID_OPTIONS
+  }
+}
+
+/**
+ * Client for a Roboflow-compatible inference server, from a browser. In production pass
+ * `proxyUrl` (your backend's `@vidrtc/server/proxy` endpoint) instead of `apiKey`, so the page
+ * never holds the key.
+ */
 export class InferenceClient {
   /** The server's base URL. */
   readonly apiUrl: string;
@@ -94,6 +108,7 @@ export class InferenceClient {
       ...rest,
       maxUploadBytes,
       apiUrl: this.apiUrl,
+      ...(this.options.proxyUrl === undefined ? {} : { proxyUrl: resolveProxyUrl(this.options.proxyUrl) }),
       apiKey: this.options.apiKey,
       iceServers: this.options.iceServers,
       // Called as a plain function so a page's `window.fetch` never sees a foreign `this`.

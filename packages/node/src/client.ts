@@ -134,6 +134,7 @@ export class InferenceClient {
       ...rest,
       sink: transport ? { ...rest.sink } : { ...WERIFT_SINK_WATERMARKS, ...rest.sink },
       apiUrl: this.apiUrl,
+      ...(this.options.proxyUrl === undefined ? {} : { proxyUrl: this.options.proxyUrl }),
       apiKey: this.options.apiKey,
       iceServers: this.options.iceServers,
       fetch: this.options.fetch,

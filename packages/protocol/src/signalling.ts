@@ -567,14 +567,30 @@ export async function postInitialise(
 ): Promise<InitialiseAnswer> {
   const url = initialiseUrl(apiUrl);
   const { body, headers } = buildInitialiseRequest(offer, options);
-  const shown = redactUrl(url);
+  return postInitialiseBody(url, body, headers, http);
+}
+
+/**
+ * POSTs an already built `/initialise_webrtc_worker` body as JSON to exactly `url` (no path is
+ * appended: a signalling proxy's endpoint, or {@link initialiseUrl} of a server) and parses the
+ * answer. Redirects are refused, never followed (the body may carry an API key). Errors as
+ * {@link postInitialise}; messages name the URL without its query or credentials.
+ */
+export async function postInitialiseBody(
+  url: string,
+  body: InitialiseRequestBody,
+  headers: Record<string, string> = { "Content-Type": "application/json", Accept: "application/json" },
+  http: HttpOptions = {},
+): Promise<InitialiseAnswer> {
+  const target = parseHttpUrl(url, "Signalling URL").toString();
+  const shown = redactUrl(target);
   return withTimeout(
     http,
     DEFAULT_SIGNALING_TIMEOUT_MS,
     async (fetchFn, signal) => {
       // Never follow a redirect: the API key is in the body (and maybe a header), and a 307/308
       // would resend both to wherever the Location points.
-      const response = await fetchFn(url, {
+      const response = await fetchFn(target, {
         method: "POST",
         headers,
         body: JSON.stringify(body),
@@ -588,6 +604,7 @@ export async function postInitialise(
       new VidrtcError(
         "SIGNALING_FAILED",
         `No answer from ${shown} within ${ms} ms. Check that the server is running and reachable, or raise the timeout.`,
+        { details: { timeoutMs: ms } },
       ),
     (error) =>
       new VidrtcError(
@@ -675,31 +692,44 @@ export async function fetchTurnConfig(
   nonEmptyString("apiKey", apiKey);
   const url = parseHttpUrl(options.url ?? ROBOFLOW_TURN_CONFIG_URL, "TURN config URL");
   url.searchParams.set("api_key", apiKey);
-  const shown = redactUrl(url.toString());
+  return getIceServers(url.toString(), "TURN config", options);
+}
+
+/**
+ * Fetches ICE servers from a signalling proxy's endpoint (`GET {url}`, see `@vidrtc/server/proxy`),
+ * which answers `{"iceServers": [...]}` (TURN servers for hosted URLs, fetched with the backend's
+ * key). Bounded by `timeoutMs` (default 5 s); redirects refused; errors as {@link fetchTurnConfig}.
+ */
+export async function fetchIceServers(url: string, options: HttpOptions = {}): Promise<IceServerLike[]> {
+  return getIceServers(parseHttpUrl(url, "ICE server URL").toString(), "ICE servers", options);
+}
+
+async function getIceServers(url: string, what: string, options: HttpOptions): Promise<IceServerLike[]> {
+  const shown = redactUrl(url);
   return withTimeout(
     options,
     DEFAULT_TURN_CONFIG_TIMEOUT_MS,
     async (fetchFn, signal) => {
-      const response = await fetchFn(url.toString(), {
+      const response = await fetchFn(url, {
         method: "GET",
         headers: { Accept: "application/json" },
         signal,
-        // The key is in the query: a redirect would hand it to the Location's host.
+        // The key may be in the query: a redirect would hand it to the Location's host.
         redirect: "manual",
       });
       refuseRedirect(response, shown);
       const text = await readBodyText(response);
       const body = parseJsonOrUndefined(text);
-      if (!response.ok) throw httpError("TURN config request", response, body, text);
+      if (!response.ok) throw httpError(`${what} request`, response, body, text);
       if (body === undefined) {
-        throw new VidrtcError("SIGNALING_FAILED", `TURN config from ${shown} is not JSON.`, {
+        throw new VidrtcError("SIGNALING_FAILED", `${what} from ${shown} is not JSON.`, {
           status: response.status,
           details: { body: text.slice(0, 2000) },
         });
       }
       return parseTurnConfig(body);
     },
-    (ms) => new VidrtcError("SIGNALING_FAILED", `No TURN config from ${shown} within ${ms} ms.`),
+    (ms) => new VidrtcError("SIGNALING_FAILED", `No ${what} from ${shown} within ${ms} ms.`),
     (error) =>
       new VidrtcError(
         "CONNECTION_FAILED",

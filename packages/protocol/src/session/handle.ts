@@ -17,6 +17,12 @@ export interface ClientOptionsBase {
   /** Roboflow API key (sent in the body and as `Authorization: Bearer`). */
   apiKey?: string;
   /**
+   * Your own backend's signalling endpoint (e.g. `"/api/vidrtc"`, relative to the page in a
+   * browser), served by `@vidrtc/server/proxy`'s handler, which adds the API key server-side.
+   * Used instead of `apiUrl`; exclusive with `apiKey`, so a browser never holds the key.
+   */
+  proxyUrl?: string;
+  /**
    * ICE servers for both sides. Without them no STUN server is contacted (host candidates only),
    * which is what a local or LAN server needs; Roboflow-hosted URLs fetch TURN servers automatically.
    */
@@ -28,7 +34,7 @@ export interface ClientOptionsBase {
 /** `client.webrtc.stream()` options every binding accepts (the binding adds `source`). */
 export type StreamOptionsBase = Omit<
   SessionOptions,
-  "apiUrl" | "source" | "createPeer" | "apiKey" | "fetch" | "iceServers"
+  "apiUrl" | "proxyUrl" | "source" | "createPeer" | "apiKey" | "fetch" | "iceServers"
 >;
 
 /**

@@ -471,6 +471,101 @@ describe("startSession", () => {
   });
 });
 
+describe("startSession with proxyUrl (the key stays on the backend)", () => {
+  it("gets ICE servers from GET {proxyUrl}, POSTs the offer there without any key, uses the answer", async () => {
+    const calls: Array<{ url: string; method: string; body: unknown; headers: Record<string, string> }> = [];
+    const answer = answerFetch([]);
+    const servers = [{ urls: ["turn:turn.example.invalid:3478"], username: "u", credential: "c" }];
+    const seenIce: unknown[] = [];
+    const { options } = setup(
+      10_000,
+      { frames: 2 },
+      {
+        proxyUrl: "https://app.example.test/api/vidrtc",
+        fetch: async (url, init) => {
+          calls.push({
+            url,
+            method: init?.method ?? "GET",
+            body: init?.body ? JSON.parse(String(init.body)) : null,
+            headers: (init?.headers ?? {}) as Record<string, string>,
+          });
+          if ((init?.method ?? "GET") === "GET") return Response.json({ iceServers: servers });
+          return answer(url, init);
+        },
+      },
+    );
+    const base = options.createPeer;
+    options.createPeer = (config) => {
+      seenIce.push(config.iceServers);
+      return base(config);
+    };
+    const session = await startSession(options);
+    const summary = await session.run();
+    expect(summary.framesProcessed).toBe(2);
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      "GET https://app.example.test/api/vidrtc",
+      "POST https://app.example.test/api/vidrtc",
+    ]);
+    const body = calls[1]!.body as Record<string, unknown>;
+    expect(body).not.toHaveProperty("api_key");
+    expect(Object.keys(calls[1]!.headers).map((h) => h.toLowerCase())).not.toContain("authorization");
+    expect(body.webrtc_config).toEqual({ iceServers: servers });
+    expect(seenIce[0]).toEqual(servers);
+  });
+
+  it("goes on without ICE servers when GET {proxyUrl} fails; autoTurn false or iceServers skip it", async () => {
+    const logs: string[] = [];
+    const calls: Array<{ url: string; body: unknown }> = [];
+    const answer = answerFetch(calls);
+    const { options } = setup(
+      10_000,
+      { frames: 1 },
+      {
+        proxyUrl: "http://127.0.0.1:8080/signal",
+        onLog: (m) => logs.push(m),
+        fetch: async (url, init) =>
+          (init?.method ?? "GET") === "GET" ? new Response("no", { status: 405 }) : answer(url, init),
+      },
+    );
+    await (await startSession(options)).run();
+    expect(logs.join("\n")).toMatch(/ICE servers unavailable from the proxy.*HTTP 405/);
+    expect((calls[0]!.body as { webrtc_config: unknown }).webrtc_config).toBeNull();
+
+    const only: string[] = [];
+    const second = setup(
+      10_000,
+      { frames: 1 },
+      { proxyUrl: "http://127.0.0.1:8080/signal", autoTurn: false },
+    );
+    const postOnly = answerFetch([]);
+    second.options.fetch = async (url, init) => {
+      only.push(init?.method ?? "GET");
+      return postOnly(url, init);
+    };
+    await (await startSession(second.options)).run();
+    expect(only).toEqual(["POST"]);
+  });
+
+  it("refuses apiKey with proxyUrl, and a relative or non-http proxyUrl, before connecting", async () => {
+    for (const [extra, pattern] of [
+      [
+        { proxyUrl: "https://app.example.test/api/vidrtc", apiKey: "KEY" },
+        /apiKey cannot be combined with proxyUrl/,
+      ],
+      [{ proxyUrl: "/api/vidrtc" }, /must be an absolute http or https URL/],
+      [{ proxyUrl: "ftp://x/y" }, /must be an absolute http or https URL/],
+    ] as const) {
+      const { options, peers, calls } = setup(10_000, { frames: 1 }, extra);
+      await expect(startSession(options)).rejects.toMatchObject({
+        code: "INVALID_OPTIONS",
+        message: expect.stringMatching(pattern),
+      });
+      expect(peers).toHaveLength(0);
+      expect(calls).toHaveLength(0);
+    }
+  });
+});
+
 describe("read-ahead (credit ACKs)", () => {
   it("grants credit before the first frame and keeps the server within `frames` of the consumer", async () => {
     const F = 4;

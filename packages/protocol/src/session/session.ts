@@ -28,11 +28,13 @@ import {
   buildInitialiseRequest,
   DEFAULT_SIGNALING_TIMEOUT_MS,
   type FetchLike,
+  fetchIceServers,
   fetchTurnConfig,
   type InitialiseOptions,
   initialiseUrl,
   isRoboflowHostedUrl,
   postInitialise,
+  postInitialiseBody,
   type ReconfigureOptions,
   reconfigureMessage,
 } from "../signalling.js";
@@ -104,8 +106,15 @@ export interface SessionTimeouts {
 
 /** Options of {@link startSession}. */
 export interface SessionOptions extends InitialiseOptions {
-  /** Base URL of the inference server, e.g. `http://127.0.0.1:9001`. */
+  /** Base URL of the inference server, e.g. `http://127.0.0.1:9001`. Unused with `proxyUrl`. */
   apiUrl: string;
+  /**
+   * An absolute URL of your own backend's signalling proxy (see `@vidrtc/server/proxy`), used
+   * instead of `{apiUrl}/initialise_webrtc_worker`: the offer is POSTed there without any API
+   * key (the backend adds its own), and ICE servers come from `GET {proxyUrl}` unless
+   * `iceServers` are given or `autoTurn` is false. Exclusive with `apiKey`.
+   */
+  proxyUrl?: string;
   /** The file to upload. */
   source: UploadSourceLike;
   /** Builds the peer connection for this runtime (werift in Node, RTCPeerConnection in browsers). */
@@ -118,7 +127,10 @@ export interface SessionOptions extends InitialiseOptions {
   fetch?: FetchLike;
   /** Upload size cap; default 512 MiB as on Roboflow's server. */
   maxUploadBytes?: number;
-  /** Fetch TURN servers for Roboflow-hosted URLs when no `iceServers` are given. Default true. */
+  /**
+   * When no `iceServers` are given: fetch TURN servers for Roboflow-hosted URLs, or ask the
+   * signalling proxy (`GET {proxyUrl}`). Default true.
+   */
   autoTurn?: boolean;
   timeouts?: SessionTimeouts;
   /** Upload sink tuning. */
@@ -620,11 +632,22 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
   validateUploadSize(source.size, options.maxUploadBytes ?? MAX_UPLOAD_BYTES);
   resolveReadAhead(options.readAhead); // a bad value fails here, before any peer exists
   // Every option (URL, workflow, output names, timeouts) is checked before anything connects.
-  initialiseUrl(options.apiUrl);
+  const proxyUrl = options.proxyUrl;
+  if (proxyUrl !== undefined) checkProxyOptions(options);
+  else initialiseUrl(options.apiUrl);
   buildInitialiseRequest({ type: "offer", sdp: "v=0\r\n" }, options);
 
   let iceServers = options.iceServers ?? [];
-  if (
+  if (proxyUrl !== undefined && !options.iceServers && options.autoTurn !== false) {
+    try {
+      iceServers = await fetchIceServers(proxyUrl, { fetch: options.fetch, signal });
+    } catch (error) {
+      throwIfAborted(signal, "session");
+      options.onLog?.(
+        `ICE servers unavailable from the proxy, continuing without: ${(error as Error).message}`,
+      );
+    }
+  } else if (
     !options.iceServers &&
     options.autoTurn !== false &&
     options.apiKey &&
@@ -655,11 +678,13 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
     wireLifecycle(s, peer, resultChannel, uploadChannel);
 
     const offer = await peer.createOffer({ timeoutMs: timeouts.iceGathering, signal });
-    const answer = await postInitialise(options.apiUrl, offer, initOptions, {
-      fetch: options.fetch,
-      signal,
-      timeoutMs: timeouts.signalling,
-    });
+    const http = { fetch: options.fetch, signal, timeoutMs: timeouts.signalling };
+    let answer: Awaited<ReturnType<typeof postInitialise>>;
+    if (proxyUrl === undefined) answer = await postInitialise(options.apiUrl, offer, initOptions, http);
+    else {
+      const { body, headers } = buildInitialiseRequest(offer, initOptions);
+      answer = await postInitialiseBody(proxyUrl, body, headers, http);
+    }
     throwIfAborted(signal, "session");
     await peer.setAnswer(answer);
     await Promise.all([
@@ -691,6 +716,29 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
     if (session) session.fail(err);
     else peer.close();
     throw err;
+  }
+}
+
+/** `proxyUrl` must be an absolute http(s) URL and comes without an API key (the backend adds it). */
+function checkProxyOptions(options: SessionOptions): void {
+  const url = options.proxyUrl;
+  let parsed: URL | null = null;
+  try {
+    parsed = typeof url === "string" ? new URL(url) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new VidrtcError(
+      "INVALID_OPTIONS",
+      `proxyUrl ${JSON.stringify(url)} must be an absolute http or https URL of your backend's signalling proxy.`,
+    );
+  }
+  if (options.apiKey !== undefined) {
+    throw new VidrtcError(
+      "INVALID_OPTIONS",
+      "apiKey cannot be combined with proxyUrl: the proxy adds the key on your backend, so the browser never holds it. Remove apiKey.",
+    );
   }
 }
 
