@@ -2,6 +2,8 @@
 /**
  * `vidrtc-server`: starts the local inference server from a shell.
  */
+import { constants as fsConstants } from "node:fs";
+import { access, stat } from "node:fs/promises";
 import { Command, InvalidArgumentError } from "commander";
 import { isLoopbackHost } from "./http.js";
 import { createConsoleLogger } from "./log.js";
@@ -48,6 +50,22 @@ interface CliOptions {
   tempDir?: string;
 }
 
+/** Why `dir` cannot be served (missing, not a directory, unreadable), or null when it can. */
+async function directoryProblem(dir: string): Promise<string | null> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return "not a directory";
+    await access(dir, fsConstants.R_OK | fsConstants.X_OK);
+    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT"
+      ? "no such directory"
+      : code === "EACCES"
+        ? "permission denied"
+        : String(code ?? error);
+  }
+}
+
 /** Runs the CLI with `argv` (as `process.argv`). Resolves once the server is listening. */
 export async function main(argv: string[] = process.argv): Promise<void> {
   const program = new Command()
@@ -92,6 +110,15 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   program.parse(argv);
   const opts = program.opts<CliOptions>();
   const logger = createConsoleLogger({ verbose: opts.verbose ?? false });
+
+  if (opts.staticDir !== undefined) {
+    const problem = await directoryProblem(opts.staticDir);
+    if (problem) {
+      process.stderr.write(`vidrtc-server: --static-dir ${opts.staticDir}: ${problem}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
 
   const tools = await checkFfmpeg({
     ...(opts.ffmpeg ? { ffmpegPath: opts.ffmpeg } : {}),
