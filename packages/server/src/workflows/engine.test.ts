@@ -189,3 +189,20 @@ describe("normalizeParameters", () => {
     expect(() => normalizeParameters("motion", { max_detections: 2.5 })).toThrow(/integer/);
   });
 });
+
+describe("delay workflow", () => {
+  it("waits the configured time per frame and reports it; ms defaults to 5 and is range-checked", () => {
+    expect(normalizeParameters("delay", {})).toEqual({ ms: 5 });
+    expect(() => normalizeParameters("delay", { ms: -1 })).toThrow(ParameterError);
+    expect(() => normalizeParameters("delay", { ms: 5000 })).toThrow(/ms/);
+    const engine = new WorkflowEngine("delay", { ms: 20 });
+    const frame = { index: 3, ptsSeconds: 0.1, width: 2, height: 2, rgb: new Uint8Array(12) };
+    const started = performance.now();
+    const result = engine.process(frame);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(19);
+    const out = result.data.delay as { frame: number; waited_ms: number };
+    expect(out.frame).toBe(3);
+    expect(out.waited_ms).toBeGreaterThanOrEqual(19);
+    expect(new WorkflowEngine("delay").process(frame).data.delay).toMatchObject({ frame: 3 });
+  });
+});

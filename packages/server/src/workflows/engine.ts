@@ -67,6 +67,12 @@ export interface MotionParameters {
   line_width: number;
 }
 
+/** Settings of the `delay` workflow. */
+export interface DelayParameters {
+  /** Milliseconds to wait per frame (0-1000). Default 5. */
+  ms: number;
+}
+
 /** Settings of the `frame-stats` workflow (none today). */
 export type FrameStatsParameters = Record<string, never>;
 
@@ -101,6 +107,14 @@ const MOTION_RANGES: Record<keyof MotionParameters, [number, number, boolean]> =
   line_width: [1, 32, true],
 };
 
+const DELAY_DEFAULTS: DelayParameters = { ms: 5 };
+const DELAY_RANGES: Record<keyof DelayParameters, [number, number, boolean]> = { ms: [0, 1000, false] };
+
+/** Blocks the calling (worker) thread for `ms` without spinning. */
+function sleepThread(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /**
  * Validates and completes a workflow's parameters. Unknown keys are ignored (clients may send
  * parameters meant for other workflows); known keys must be numbers (or numeric strings) in range.
@@ -110,13 +124,19 @@ export function normalizeParameters(
   workflowId: string,
   parameters: Record<string, unknown> | undefined,
 ): Record<string, number> {
-  if (workflowId !== "motion") return {};
-  const out: Record<string, number> = { ...MOTION_DEFAULTS };
-  for (const key of Object.keys(MOTION_DEFAULTS) as Array<keyof MotionParameters>) {
+  const table =
+    workflowId === "motion"
+      ? { defaults: MOTION_DEFAULTS as unknown as Record<string, number>, ranges: MOTION_RANGES }
+      : workflowId === "delay"
+        ? { defaults: DELAY_DEFAULTS as unknown as Record<string, number>, ranges: DELAY_RANGES }
+        : null;
+  if (table === null) return {};
+  const out: Record<string, number> = { ...table.defaults };
+  for (const key of Object.keys(table.defaults)) {
     const raw = parameters?.[key];
     if (raw === undefined || raw === null) continue;
     const value = typeof raw === "string" && raw.trim() !== "" ? Number(raw) : raw;
-    const [min, max, integer] = MOTION_RANGES[key];
+    const [min, max, integer] = (table.ranges as Record<string, [number, number, boolean]>)[key]!;
     if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
       throw new ParameterError(
         `Workflow parameter "${key}" must be a number from ${min} to ${max}, got ${JSON.stringify(raw)}.`,
@@ -405,20 +425,22 @@ export class MotionDetector {
 /** A running built-in workflow: per-frame state plus the image-output plumbing. */
 export class WorkflowEngine {
   private readonly motion: MotionDetector | null;
+  private readonly delayMs: number;
 
   /**
-   * @param workflowId a built-in id (`frame-stats` or `motion`)
+   * @param workflowId a built-in id (`frame-stats`, `delay` or `motion`)
    * @param parameters parameters as returned by {@link normalizeParameters}
    */
   constructor(
     readonly workflowId: string,
     parameters: Record<string, unknown> = {},
   ) {
+    this.delayMs = workflowId === "delay" ? normalizeParameters("delay", parameters).ms! : 0;
     if (workflowId === "motion") {
       this.motion = new MotionDetector(
         normalizeParameters("motion", parameters) as unknown as MotionParameters,
       );
-    } else if (workflowId === "frame-stats") {
+    } else if (workflowId === "frame-stats" || workflowId === "delay") {
       this.motion = null;
     } else {
       throw new ParameterError(`Unknown built-in workflow "${workflowId}".`);
@@ -437,6 +459,10 @@ export class WorkflowEngine {
     const imageSources: Record<string, () => Uint8Array> = {};
     if (this.workflowId === "frame-stats") {
       data.stats = frameStats(frame);
+    } else if (this.workflowId === "delay") {
+      const started = performance.now();
+      sleepThread(this.delayMs);
+      data.delay = { frame: frame.index, waited_ms: Math.round((performance.now() - started) * 1000) / 1000 };
     } else if (this.motion) {
       const { predictions, motionScore } = this.motion.detect(frame);
       data.predictions = { image: { width: frame.width, height: frame.height }, predictions };

@@ -44,6 +44,14 @@ export const BUILTIN_WORKFLOWS: readonly WorkflowDefinition[] = Object.freeze([
     outputs: Object.freeze([{ name: "stats", kind: "data" }]) as WorkflowOutputSpec[],
   }),
   Object.freeze({
+    id: "delay",
+    description:
+      "A stand-in for a model with a fixed cost: waits `ms` milliseconds per frame in the worker " +
+      "(default 5, without using the CPU) and returns the frame number and the time waited. For " +
+      "benchmarks and tests of latency and pacing. Parameters: ms.",
+    outputs: Object.freeze([{ name: "delay", kind: "data" }]) as WorkflowOutputSpec[],
+  }),
+  Object.freeze({
     id: "motion",
     description:
       "Motion detection by frame differencing: Roboflow-style boxes of moving regions, the fraction of " +
