@@ -4,8 +4,9 @@
  * chunks, 8-byte header, bufferedAmount polled every 10 ms above 256 KiB). aiortc ignores
  * loopback-only hosts, so this needs the sealed fake NIC (scripts/test.sh provides it).
  */
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { InferenceClient } from "@vidrtc/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tinyVideo } from "./support/fixtures.js";
 import { inspectNetwork } from "./support/netns.js";
@@ -56,4 +57,61 @@ describe.skipIf(inspectNetwork().fakeNicAddress === null)("aiortc SDK-style send
     const upload = await server.waitFor("upload-complete", 5_000, (e) => e.bytes === video.bytes);
     expect(upload.sha256).toBe(video.sha256);
   });
+});
+
+describe.skipIf(inspectNetwork().fakeNicAddress === null)("@vidrtc/node -> aiortc receiver", () => {
+  let child: ChildProcess;
+  let url: string;
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  beforeAll(async () => {
+    child = spawn(PYTHON, [SCRIPT, "receive", "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+    let buf = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+      buf += d;
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        lines.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+        buf = buf.slice(i + 1);
+        for (const w of waiters.splice(0)) w();
+      }
+    });
+    url = (await nextLine(30_000)).listening as string;
+  });
+  afterAll(() => {
+    child?.kill("SIGTERM");
+  });
+  function nextLine(timeoutMs: number): Promise<Record<string, unknown>> {
+    const seen = lines.length;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no line from the aiortc receiver")), timeoutMs);
+      const check = () => {
+        if (lines.length > seen) {
+          clearTimeout(timer);
+          resolve(lines[seen]!);
+        } else waiters.push(check);
+      };
+      if (lines.length > 0 && seen === 0 && lines[0]) check();
+      else waiters.push(check);
+    });
+  }
+
+  for (const transport of ["werift", "node-datachannel"] as const) {
+    it(`${transport}: the receiver's SHA-256 equals the file's and every frame's result arrives`, async () => {
+      const video = await tinyVideo();
+      const line = nextLine(60_000);
+      const session = await new InferenceClient({ apiUrl: url, transport }).webrtc.stream({
+        source: video.path,
+        workflow: "frame-stats",
+        dataOutput: ["*"],
+      });
+      const shas = new Set<unknown>();
+      for await (const r of session) shas.add(r.outputs.sha256);
+      const got = await line;
+      expect(got.ok).toBe(true);
+      expect(got.sha256).toBe(video.sha256);
+      expect(got.bytes).toBe(video.bytes);
+      expect(got.frames).toBe(video.frames);
+      expect([...shas]).toEqual([video.sha256]);
+    });
+  }
 });
