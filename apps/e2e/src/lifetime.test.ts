@@ -6,10 +6,10 @@
  * node-datachannel needs the sealed fake NIC (scripts/test.sh provides it).
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { networkInterfaces, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tinyVideo, type VideoFixture } from "./support/fixtures.js";
@@ -17,6 +17,7 @@ import { startTestServer, type TestServer } from "./support/server.js";
 
 const require = createRequire(import.meta.url);
 const nodeEntry = pathToFileURL(require.resolve("@vidrtc/node")).href;
+const cliBin = join(dirname(require.resolve("vidrtc/package.json")), "dist", "bin.js");
 
 /** Exit bound: the session itself takes about a second; werift's close is asynchronous. */
 const EXIT_BOUND_MS = 45_000;
@@ -49,11 +50,11 @@ console.log(JSON.stringify({ summary: await session.done, results: n, transport:
 }
 
 function runChild(
-  file: string,
+  ...args: string[]
 ): Promise<{ code: number | null; ms: number; stdout: string; stderr: string; killed: boolean }> {
   return new Promise((resolve) => {
     const start = Date.now();
-    const child = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -106,5 +107,58 @@ describe("the README's Node example exits by itself", () => {
         if (webm) expect((await stat(webm)).size).toBeGreaterThan(500);
       });
     }
+  }
+});
+
+/** Preloaded into the CLI: `process.exit` does nothing but report that it was called. */
+const NO_EXIT = `process.exit = (code) => { process.stderr.write("process.exit was called with " + code + "\\n"); };`;
+
+describe("the vidrtc CLI exits by itself (no process.exit in its bin)", () => {
+  let server: TestServer;
+  let dir: string;
+  let video: VideoFixture;
+  beforeAll(async () => {
+    const nic = fakeNic();
+    server = await startTestServer({ iceHostAddresses: nic ? ["127.0.0.1", nic] : ["127.0.0.1"] });
+    dir = await mkdtemp(join(tmpdir(), "vidrtc-lifetime-cli-"));
+    video = await tinyVideo();
+  });
+  afterAll(async () => {
+    await server?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const transports = fakeNic() ? ["werift", "node-datachannel"] : ["werift"];
+  for (const transport of transports) {
+    it(`${transport}: a successful run with video back, then exit 0 within the bound`, async () => {
+      const webm = join(dir, `${transport}.webm`);
+      const jsonl = join(dir, `${transport}.jsonl`);
+      // process.exit made a no-op that tells on itself: the CLI must end by draining its loop.
+      const run = await runChild(
+        "--import",
+        `data:text/javascript,${encodeURIComponent(NO_EXIT)}`,
+        cliBin,
+        "run",
+        video.path,
+        "-u",
+        server.url,
+        "-w",
+        "motion",
+        "-s",
+        "annotated",
+        "--save-video",
+        webm,
+        "-o",
+        jsonl,
+        "--transport",
+        transport,
+      );
+      expect(run.killed, `still running after ${EXIT_BOUND_MS} ms; stderr: ${run.stderr}`).toBe(false);
+      expect(run.stderr).not.toContain("process.exit was called");
+      expect(run.code, run.stderr).toBe(0);
+      expect((await readFile(jsonl, "utf8")).trim().split("\n")).toHaveLength(video.frames);
+      expect((await stat(webm)).size).toBeGreaterThan(500);
+      expect(run.stderr).toContain(`${video.frames} frames`);
+    });
   }
 });

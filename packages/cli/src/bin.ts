@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { main } from "./cli.js";
 
-// werift leaves sockets and timers behind after a peer connection closes, which would keep
-// the process alive: the CLI exits explicitly once stdout and stderr have flushed.
-main().finally(() => {
-  const code = process.exitCode ?? 0;
-  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+// No process.exit: main() sets process.exitCode and the process ends once the event loop
+// drains (every session releases its sockets, timers and child processes when it ends), so
+// stdout and stderr are always flushed.
+main().catch((error: unknown) => {
+  process.stderr.write(`vidrtc: error ${error instanceof Error ? error.message.split("\n")[0] : String(error)}\n`);
+  process.exitCode = 1;
 });
