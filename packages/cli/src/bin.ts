@@ -5,6 +5,8 @@ import { main } from "./cli.js";
 // drains (every session releases its sockets, timers and child processes when it ends), so
 // stdout and stderr are always flushed.
 main().catch((error: unknown) => {
-  process.stderr.write(`vidrtc: error ${error instanceof Error ? error.message.split("\n")[0] : String(error)}\n`);
+  process.stderr.write(
+    `vidrtc: error ${error instanceof Error ? error.message.split("\n")[0] : String(error)}\n`,
+  );
   process.exitCode = 1;
 });
