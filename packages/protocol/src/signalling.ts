@@ -337,9 +337,17 @@ function redactUrl(value: string): string {
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-async function readBodyText(response: Response): Promise<string> {
-  if (response.body === null) return "";
-  const reader = response.body.getReader();
+/**
+ * Reads a body stream as UTF-8 text, at most `max` bytes: past that the stream is cancelled and
+ * the error from `tooLarge()` is thrown. A `null` body reads as `""`.
+ */
+export async function readTextCapped(
+  body: ReadableStream<Uint8Array> | null,
+  max: number,
+  tooLarge: () => Error,
+): Promise<string> {
+  if (body === null) return "";
+  const reader = body.getReader();
   const decoder = new TextDecoder();
   let text = "";
   let total = 0;
@@ -347,19 +355,24 @@ async function readBodyText(response: Response): Promise<string> {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total > MAX_BODY_BYTES) {
+    if (total > max) {
       await reader.cancel().catch(() => undefined);
-      throw new VidrtcError(
-        "SIGNALING_FAILED",
-        `The server's response is larger than ${MAX_BODY_BYTES} bytes.`,
-        {
-          status: response.status,
-        },
-      );
+      throw tooLarge();
     }
     text += decoder.decode(value, { stream: true });
   }
   return text + decoder.decode();
+}
+
+function readBodyText(response: Response): Promise<string> {
+  return readTextCapped(
+    response.body,
+    MAX_BODY_BYTES,
+    () =>
+      new VidrtcError("SIGNALING_FAILED", `The server's response is larger than ${MAX_BODY_BYTES} bytes.`, {
+        status: response.status,
+      }),
+  );
 }
 
 function summariseDetail(detail: unknown): string | undefined {

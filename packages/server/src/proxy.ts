@@ -27,6 +27,7 @@ import {
   isRoboflowHostedUrl,
   oneLine,
   postInitialiseBody,
+  readTextCapped,
   VidrtcError,
 } from "@vidrtc/protocol";
 
@@ -411,22 +412,7 @@ export function createSignallingProxy(options: SignallingProxyOptions): Signalli
 }
 
 async function readWebBody(request: Request, max: number): Promise<BodyRead> {
-  if (request.body === null) return { text: "" };
-  const reader = request.body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge(max);
-    }
-    text += decoder.decode(value, { stream: true });
-  }
-  return { text: text + decoder.decode() };
+  return { text: await readTextCapped(request.body, max, () => tooLarge(max)) };
 }
 
 function readNodeBody(
