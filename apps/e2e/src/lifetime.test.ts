@@ -71,28 +71,33 @@ function runChild(
   });
 }
 
-describe("the README's Node example exits by itself", () => {
-  let server: TestServer;
-  let dir: string;
-  let video: VideoFixture;
+/** Per describe block: a test server (with the fake NIC's address when there is one), a temp dir, the tiny video. */
+function useServerAndDir(prefix: string): { server: TestServer; dir: string; video: VideoFixture } {
+  const fx = {} as { server: TestServer; dir: string; video: VideoFixture };
   beforeAll(async () => {
     const nic = fakeNic();
-    server = await startTestServer({ iceHostAddresses: nic ? ["127.0.0.1", nic] : ["127.0.0.1"] });
-    dir = await mkdtemp(join(tmpdir(), "vidrtc-lifetime-"));
-    video = await tinyVideo();
+    fx.server = await startTestServer({ iceHostAddresses: nic ? ["127.0.0.1", nic] : ["127.0.0.1"] });
+    fx.dir = await mkdtemp(join(tmpdir(), prefix));
+    fx.video = await tinyVideo();
   });
   afterAll(async () => {
-    await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await fx.server?.close();
+    if (fx.dir) await rm(fx.dir, { recursive: true, force: true });
   });
+  return fx;
+}
 
-  const transports = fakeNic() ? ["werift", "node-datachannel"] : ["werift"];
+/** The client transports this machine can test: node-datachannel needs the sealed fake NIC. */
+const transports = fakeNic() ? ["werift", "node-datachannel"] : ["werift"];
+
+describe("the README's Node example exits by itself", () => {
+  const fx = useServerAndDir("vidrtc-lifetime-");
   for (const transport of transports) {
     for (const withVideo of [true, false]) {
       it(`${transport}, ${withVideo ? "with" : "without"} processed video`, async () => {
-        const webm = withVideo ? join(dir, `${transport}.webm`) : null;
-        const file = join(dir, `${transport}-${withVideo}.mjs`);
-        await writeFile(file, example(server.url, video.path, transport, webm));
+        const webm = withVideo ? join(fx.dir, `${transport}.webm`) : null;
+        const file = join(fx.dir, `${transport}-${withVideo}.mjs`);
+        await writeFile(file, example(fx.server.url, fx.video.path, transport, webm));
         const run = await runChild(file);
         expect(run.killed, `still running after ${EXIT_BOUND_MS} ms; stderr: ${run.stderr}`).toBe(false);
         expect(run.code, run.stderr).toBe(0);
@@ -102,8 +107,8 @@ describe("the README's Node example exits by itself", () => {
           transport: string;
         };
         expect(last.transport).toBe(transport);
-        expect(last.results).toBe(video.frames);
-        expect(last.summary.framesProcessed).toBe(video.frames);
+        expect(last.results).toBe(fx.video.frames);
+        expect(last.summary.framesProcessed).toBe(fx.video.frames);
         if (webm) expect((await stat(webm)).size).toBeGreaterThan(500);
       });
     }
@@ -114,34 +119,20 @@ describe("the README's Node example exits by itself", () => {
 const NO_EXIT = `process.exit = (code) => { process.stderr.write("process.exit was called with " + code + "\\n"); };`;
 
 describe("the vidrtc CLI exits by itself (no process.exit in its bin)", () => {
-  let server: TestServer;
-  let dir: string;
-  let video: VideoFixture;
-  beforeAll(async () => {
-    const nic = fakeNic();
-    server = await startTestServer({ iceHostAddresses: nic ? ["127.0.0.1", nic] : ["127.0.0.1"] });
-    dir = await mkdtemp(join(tmpdir(), "vidrtc-lifetime-cli-"));
-    video = await tinyVideo();
-  });
-  afterAll(async () => {
-    await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const transports = fakeNic() ? ["werift", "node-datachannel"] : ["werift"];
+  const fx = useServerAndDir("vidrtc-lifetime-cli-");
   for (const transport of transports) {
     it(`${transport}: a successful run with video back, then exit 0 within the bound`, async () => {
-      const webm = join(dir, `${transport}.webm`);
-      const jsonl = join(dir, `${transport}.jsonl`);
+      const webm = join(fx.dir, `${transport}.webm`);
+      const jsonl = join(fx.dir, `${transport}.jsonl`);
       // process.exit made a no-op that tells on itself: the CLI must end by draining its loop.
       const run = await runChild(
         "--import",
         `data:text/javascript,${encodeURIComponent(NO_EXIT)}`,
         cliBin,
         "run",
-        video.path,
+        fx.video.path,
         "-u",
-        server.url,
+        fx.server.url,
         "-w",
         "motion",
         "-s",
@@ -156,9 +147,9 @@ describe("the vidrtc CLI exits by itself (no process.exit in its bin)", () => {
       expect(run.killed, `still running after ${EXIT_BOUND_MS} ms; stderr: ${run.stderr}`).toBe(false);
       expect(run.stderr).not.toContain("process.exit was called");
       expect(run.code, run.stderr).toBe(0);
-      expect((await readFile(jsonl, "utf8")).trim().split("\n")).toHaveLength(video.frames);
+      expect((await readFile(jsonl, "utf8")).trim().split("\n")).toHaveLength(fx.video.frames);
       expect((await stat(webm)).size).toBeGreaterThan(500);
-      expect(run.stderr).toContain(`${video.frames} frames`);
+      expect(run.stderr).toContain(`${fx.video.frames} frames`);
     });
   }
 });
