@@ -113,7 +113,10 @@ async function runSession(
   options: WsServerOptions,
 ): Promise<void> {
   const path = join(options.dir, `${id}.bin`);
-  const file = await open(path, "w");
+  // The message listener goes on before anything is awaited: a message that arrives while the
+  // file is still opening would otherwise be lost (the socket does not buffer for late listeners).
+  const opening = open(path, "w");
+  opening.catch(() => {}); // its failure is reported through `writing` below
   let bytes = 0;
   let error: string | null = null;
   let frames = 0;
@@ -121,7 +124,7 @@ async function runSession(
     // Receive: validate every message, echo keepalives, append contiguous payloads in file order.
     await new Promise<void>((resolve, reject) => {
       const receiver = new UploadReceiver({ echo: (ping) => upload.send(ping) });
-      let writing = Promise.resolve();
+      let writing: Promise<unknown> = opening;
       const offMessage = upload.on("message", ({ data }) => {
         let ready: Uint8Array[];
         try {
@@ -133,18 +136,18 @@ async function runSession(
         }
         for (const payload of ready) {
           bytes += payload.byteLength;
-          writing = writing.then(() => file.write(payload).then(() => undefined));
+          writing = writing.then(() => opening.then((file) => file.write(payload)));
         }
         if (receiver.complete) {
           offMessage();
-          writing.then(resolve, reject);
+          writing.then(() => resolve(), reject);
         }
       });
       upload.on("close", () =>
         reject(new VidrtcError("CHANNEL_CLOSED", "The upload socket closed before the upload was complete.")),
       );
     });
-    await file.close();
+    await (await opening).close();
 
     // "Process": one result per decoded frame, each admitted by the client's ACK credit.
     for (const [i, frame] of (await probeFrames(path)).entries()) {
@@ -177,7 +180,7 @@ async function runSession(
     }
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
-    await file.close().catch(() => {});
+    await opening.then((file) => file.close()).catch(() => {});
     if (results.readyState === "open") {
       await sendResult(
         results,

@@ -19,7 +19,7 @@ const tmp = await tempDir("ws");
 const uploads: ReceivedUpload[] = [];
 const server = await startWsInferenceServer({ dir: tmp.dir, onUpload: (u) => uploads.push(u) });
 try {
-  // ~1.5 MB, many 48 KiB chunks: enough to exercise backpressure and ordering.
+  // 90 frames of 640x480 test pattern (about 32 KB: it compresses well): a clean, decodable upload.
   const video = join(tmp.dir, "clip.mp4");
   await makeTestVideo(video, 90, "640x480", 30);
   const frames = await countFrames(video);
