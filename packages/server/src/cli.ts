@@ -4,11 +4,12 @@
  */
 import { constants as fsConstants } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import { Command, InvalidArgumentError } from "commander";
+import { VidrtcError } from "@vidrtc/protocol";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { isLoopbackHost } from "./http.js";
 import { createConsoleLogger } from "./log.js";
 import { checkFfmpeg } from "./media/probe.js";
-import { createServer, SERVER_VERSION } from "./server.js";
+import { createServer, SERVER_TRANSPORT_NAMES, SERVER_VERSION, type ServerTransportName } from "./server.js";
 
 const int = (name: string, min: number) => (value: string) => {
   const n = Number(value);
@@ -48,6 +49,7 @@ interface CliOptions {
   ffmpeg?: string;
   ffprobe?: string;
   tempDir?: string;
+  transport?: ServerTransportName;
 }
 
 /** Why `dir` cannot be served (missing, not a directory, unreadable), or null when it can. */
@@ -106,6 +108,12 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     .option("--temp-dir <dir>", "directory for uploads (default: a fresh one under the system temp dir)")
     .option("--ffmpeg <path>", "ffmpeg executable", undefined)
     .option("--ffprobe <path>", "ffprobe executable", undefined)
+    .addOption(
+      new Option(
+        "--transport <name>",
+        "WebRTC stack: werift (pure JS, default), node-datachannel (native, faster; needs the node-datachannel package and a non-loopback interface) or auto (node-datachannel when it can run, else werift with a warning)",
+      ).choices([...SERVER_TRANSPORT_NAMES]),
+    )
     .option("-v, --verbose", "log more detail per session");
   program.parse(argv);
   const opts = program.opts<CliOptions>();
@@ -148,6 +156,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
     ...(opts.allowOrigin && opts.allowOrigin.length > 0 ? { allowOrigins: opts.allowOrigin } : {}),
     ...(opts.tempDir ? { tempDir: opts.tempDir } : {}),
+    ...(opts.transport ? { transport: opts.transport } : {}),
     ...(opts.ffmpeg ? { ffmpegPath: opts.ffmpeg } : {}),
     ...(opts.ffprobe ? { ffprobePath: opts.ffprobe } : {}),
   });
@@ -156,7 +165,9 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     address = await server.listen();
   } catch (error) {
     process.stderr.write(
-      `vidrtc-server: could not listen on ${opts.host}:${opts.port}: ${error instanceof Error ? error.message : String(error)}\n`,
+      VidrtcError.hasCode(error, "TRANSPORT_UNAVAILABLE")
+        ? `vidrtc-server: ${error.message}\n`
+        : `vidrtc-server: could not listen on ${opts.host}:${opts.port}: ${error instanceof Error ? error.message : String(error)}\n`,
     );
     process.exitCode = 1;
     return;

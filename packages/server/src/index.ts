@@ -19,10 +19,15 @@ export type {
 } from "./request.js";
 export {
   buildAnswererConfig,
+  chooseServerTransport,
   createServer,
   type ListeningAddress,
+  SERVER_TRANSPORT_NAMES,
   SERVER_VERSION,
   type ServerOptions,
+  type ServerTransportName,
+  type TransportChoice,
+  type TransportChoiceEnvironment,
   type VidrtcServer,
 } from "./server.js";
 export type { SessionEvent, SessionState } from "./session/index.js";

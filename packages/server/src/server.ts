@@ -16,7 +16,13 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type IceServerLike, INITIALISE_PATH, MAX_UPLOAD_BYTES, VidrtcError } from "@vidrtc/protocol";
-import { type AnswererConfig, createWeriftAnswerer } from "@vidrtc/transport";
+import {
+  type AnswererConfig,
+  loadTransport,
+  TRANSPORT_NAMES,
+  type Transport,
+  type TransportName,
+} from "@vidrtc/transport";
 import {
   BodyTooLargeError,
   type CorsPolicy,
@@ -52,6 +58,15 @@ export const SERVER_VERSION: string = (() => {
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {
+  /**
+   * The WebRTC stack of the server's peers. Default `"werift"` (pure JS, the stack every test runs
+   * on). `"node-datachannel"` (libdatachannel, native, several times faster per MiB) needs the
+   * optional `node-datachannel` package and a non-loopback IPv4 interface (libjuice skips loopback
+   * addresses). `"auto"` picks node-datachannel when both hold, else werift with one warning line
+   * naming the reason. Naming a stack explicitly never falls back: `listen()` rejects with
+   * `TRANSPORT_UNAVAILABLE` when it cannot load.
+   */
+  transport?: ServerTransportName;
   /** Interface to listen on (default `127.0.0.1`). */
   host?: string;
   /** TCP port (default 9001, Roboflow's; 0 = ephemeral). */
@@ -130,6 +145,8 @@ export interface VidrtcServer {
   close(): Promise<void>;
   /** Sessions currently alive (including ones being set up). */
   readonly sessions: number;
+  /** The WebRTC stack the sessions run on (known once `listen()` resolved, else null). */
+  readonly transport: TransportName | null;
 }
 
 interface Resolved {
@@ -181,6 +198,64 @@ function positive(name: string, value: number | undefined, fallback: number, all
   return value;
 }
 
+/** The values of {@link ServerOptions.transport}: a stack's name, or `"auto"`. */
+export type ServerTransportName = TransportName | "auto";
+
+/** Every accepted {@link ServerOptions.transport} value. */
+export const SERVER_TRANSPORT_NAMES: readonly ServerTransportName[] = [...TRANSPORT_NAMES, "auto"];
+
+/** What {@link chooseServerTransport} may consult (injectable for tests). */
+export interface TransportChoiceEnvironment {
+  /** Loads a transport by name (default `loadTransport` of `@vidrtc/transport`). */
+  load?: (name: TransportName) => Promise<Transport>;
+  /** True when the machine has a non-loopback IPv4 address (default: from `os.networkInterfaces()`). */
+  hasNonLoopbackIpv4?: () => boolean;
+}
+
+/** The transport the server will use, and why it is not the default when it fell back. */
+export interface TransportChoice {
+  transport: Transport;
+  /** Set when `"auto"` could not use node-datachannel: the one-line reason. */
+  fallbackReason: string | null;
+}
+
+function machineHasNonLoopbackIpv4(): boolean {
+  return Object.values(os.networkInterfaces()).some((addresses) =>
+    (addresses ?? []).some((a) => a.family === "IPv4" && !a.internal),
+  );
+}
+
+/**
+ * Picks the server's transport. No `requested` name means werift. A stack's name is loaded as is
+ * (errors propagate: `TRANSPORT_UNAVAILABLE`, `INVALID_OPTIONS`). `"auto"` uses node-datachannel
+ * when it loads and ICE can gather a usable host candidate with it (a non-loopback IPv4 interface,
+ * or a non-loopback `iceHostAddresses` entry); otherwise werift, with the reason in `fallbackReason`.
+ */
+export async function chooseServerTransport(
+  requested: ServerTransportName | undefined,
+  options: Pick<ServerOptions, "iceHostAddresses" | "iceAdditionalHostAddresses"> = {},
+  env: TransportChoiceEnvironment = {},
+): Promise<TransportChoice> {
+  const load = env.load ?? loadTransport;
+  if (requested === undefined) return { transport: await load("werift"), fallbackReason: null };
+  if (requested !== "auto") return { transport: await load(requested), fallbackReason: null };
+  const hosts = [...(options.iceHostAddresses ?? []), ...(options.iceAdditionalHostAddresses ?? [])];
+  const nonLoopbackHost = hosts.some((h) => h !== "::1" && !h.startsWith("127.") && h !== "localhost");
+  if (!nonLoopbackHost && !(env.hasNonLoopbackIpv4 ?? machineHasNonLoopbackIpv4)()) {
+    return {
+      transport: await load("werift"),
+      fallbackReason:
+        "node-datachannel needs a non-loopback network interface (libjuice skips loopback addresses) and this machine has none",
+    };
+  }
+  try {
+    return { transport: await load("node-datachannel"), fallbackReason: null };
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, " ").trim();
+    return { transport: await load("werift"), fallbackReason: reason };
+  }
+}
+
 /** Builds the stack-neutral answerer configuration for one session (exported for tests). */
 export function buildAnswererConfig(
   options: ServerOptions,
@@ -225,6 +300,12 @@ function outputNames(workflow: WorkflowDefinition): { all: string[]; images: str
  * Creates the local inference server. Nothing happens until `listen()`.
  */
 export function createServer(options: ServerOptions = {}): VidrtcServer {
+  if (options.transport !== undefined && !SERVER_TRANSPORT_NAMES.includes(options.transport)) {
+    throw new VidrtcError(
+      "INVALID_OPTIONS",
+      `transport must be one of ${SERVER_TRANSPORT_NAMES.map((n) => `"${n}"`).join(", ")}, got ${JSON.stringify(options.transport)}.`,
+    );
+  }
   const r: Resolved = {
     host: options.host ?? "127.0.0.1",
     port: positive("port", options.port, 9001, true),
@@ -253,6 +334,8 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
   let tempRoot: string | null = null;
   let ownTempRoot = false;
   let closing: Promise<void> | null = null;
+  let transport: Transport | null = null;
+  let listenCalled = false;
 
   const emit = (event: SessionEvent) => {
     try {
@@ -362,7 +445,7 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       );
       return;
     }
-    if (closing || !tempRoot) {
+    if (closing || !tempRoot || !transport) {
       errorBody(res, 503, "The server is shutting down.", "ServiceUnavailable");
       return;
     }
@@ -378,7 +461,7 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
           request,
           workflow,
           tempRoot,
-          peer: createWeriftAnswerer(buildAnswererConfig(options, request.iceServers)),
+          peer: transport.createAnswerer(buildAnswererConfig(options, request.iceServers)),
           maxUploadBytes: r.maxUploadBytes,
           idleTimeoutMs: r.idleTimeoutMs,
           gzip: r.gzip,
@@ -451,7 +534,12 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       return;
     }
     if (route === "/healthz") {
-      reply(res, 200, { status: "ok", sessions: sessions.size, version: SERVER_VERSION });
+      reply(res, 200, {
+        status: "ok",
+        sessions: sessions.size,
+        version: SERVER_VERSION,
+        transport: transport?.name ?? null,
+      });
       return;
     }
     if (options.staticDir && (req.method === "GET" || req.method === "HEAD")) {
@@ -466,8 +554,18 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       return sessions.size + pending;
     },
 
+    get transport() {
+      return transport?.name ?? null;
+    },
+
     async listen(): Promise<ListeningAddress> {
-      if (http) throw new VidrtcError("INVALID_OPTIONS", "listen() was already called.");
+      if (listenCalled) throw new VidrtcError("INVALID_OPTIONS", "listen() was already called.");
+      listenCalled = true;
+      const choice = await chooseServerTransport(options.transport, options);
+      if (choice.fallbackReason !== null) {
+        log.info(`warning: using the werift transport: ${choice.fallbackReason}`);
+      }
+      transport = choice.transport;
       if (options.tempDir) {
         tempRoot = options.tempDir;
       } else {
@@ -498,7 +596,7 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
         address.family === "IPv6" || address.address.includes(":") ? `[${address.address}]` : address.address;
       const result = { url: `http://${urlHost}:${address.port}`, port: address.port, host: address.address };
       log.info(
-        `vidrtc-server listening on ${result.url} (max ${r.maxSessions} sessions, uploads up to ${r.maxUploadBytes} bytes)`,
+        `vidrtc-server listening on ${result.url} (transport ${transport.name}, max ${r.maxSessions} sessions, uploads up to ${r.maxUploadBytes} bytes)`,
       );
       return result;
     },
