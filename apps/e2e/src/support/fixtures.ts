@@ -426,6 +426,40 @@ export async function largeVideo(sizeMiB = 200, options: LargeVideoOptions = {})
   });
 }
 
+/** A video file cut short: see {@link truncatedVideo}. */
+export interface TruncatedVideoFixture extends FileFixture {
+  /** The intact video it was cut from. */
+  intact: VideoFixture;
+  /** Frames the cut file's container still announces (its `moov` is at the front): the intact count. */
+  announcedFrames: number;
+  /** Frames that can still be decoded from the cut file (ffprobe `-count_frames`). */
+  decodableFrames: number;
+}
+
+/**
+ * The first `fraction` (default one half) of the bytes of a faststart H.264 MP4 (the motion video,
+ * 320x240, 30 fps, 5 s = 150 frames): its index at the front still announces every frame, but the
+ * media data of the second part is gone, so ffmpeg decodes the first frames and then stops
+ * without an error exit.
+ */
+export async function truncatedVideo(fraction = 0.5): Promise<TruncatedVideoFixture> {
+  if (!(fraction > 0 && fraction < 1))
+    throw new Error(`truncatedVideo fraction must be in (0, 1), got ${fraction}`);
+  const intact = await motionVideo({ seconds: 5, fps: 30 });
+  const keep = Math.floor(intact.bytes * fraction);
+  const made = await cached(
+    `cut-${Math.round(fraction * 100)}pct-${intact.frames}f`,
+    "mp4",
+    { base: intact.sha256, keep },
+    async (tmp) => {
+      const data = await readFile(intact.path);
+      await writeFile(tmp, data.subarray(0, keep));
+      return { announcedFrames: intact.frames, decodableFrames: await frameCount(tmp) };
+    },
+  );
+  return { ...made, intact };
+}
+
 /** A file of `size` deterministic pseudo-random bytes (AES-128-CTR keystream of the seed). */
 export async function randomFile(size: number, options: RandomFileOptions = {}): Promise<FileFixture> {
   const seed = options.seed ?? 1;
