@@ -359,12 +359,18 @@ async function collectInputs(args: string[]): Promise<string[]> {
   return out;
 }
 
-/** An output written to a temp file next to its target, renamed into place on success. */
+/**
+ * An output written to a temp file next to its target, renamed into place on success. A target
+ * that is a character device (`/dev/null`, `/dev/full`) is written in place instead: it cannot be
+ * replaced, and renaming a file over it would destroy the device node.
+ */
 class AtomicOutput {
   private constructor(
     readonly path: string,
     readonly tempPath: string,
     private handle: FileHandle | null,
+    /** Written in place (a device): nothing to rename, nothing to remove. */
+    readonly direct: boolean,
   ) {}
 
   /**
@@ -376,6 +382,19 @@ class AtomicOutput {
     const target = resolve(path);
     const existing = await statOrNull(target).catch(() => null);
     if (existing?.isDirectory()) throw unwritable(what, path, "it is a directory");
+    if (existing?.isCharacterDevice()) {
+      let handle: FileHandle;
+      try {
+        handle = await open(target, fsConstants.O_WRONLY);
+      } catch (error) {
+        throw unwritable(what, path, openFailure(error));
+      }
+      if (!keepOpen) await handle.close();
+      return new AtomicOutput(target, target, keepOpen ? handle : null, true);
+    }
+    if (existing && !existing.isFile()) {
+      throw unwritable(what, path, "it is not a regular file (a FIFO or a socket)");
+    }
     const dir = dirname(target);
     const dirInfo = await statOrNull(dir).catch(() => null);
     if (!dirInfo) throw unwritable(what, path, `the directory ${dir} does not exist`);
@@ -394,22 +413,13 @@ class AtomicOutput {
     try {
       handle = await open(temp, "wx");
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      throw unwritable(
-        what,
-        path,
-        code === "EACCES" || code === "EPERM"
-          ? "permission denied"
-          : code === "EROFS"
-            ? "read-only file system"
-            : String(code ?? error),
-      );
+      throw unwritable(what, path, openFailure(error));
     }
     if (!keepOpen) {
       await handle.close();
-      return new AtomicOutput(target, temp, null);
+      return new AtomicOutput(target, temp, null, false);
     }
-    return new AtomicOutput(target, temp, handle);
+    return new AtomicOutput(target, temp, handle, false);
   }
 
   /** The open temp file as a stream (for `keepOpen` outputs). */
@@ -421,15 +431,71 @@ class AtomicOutput {
   }
 
   async commit(): Promise<void> {
-    await rename(this.tempPath, this.path);
+    if (!this.direct) await rename(this.tempPath, this.path);
   }
 
   /** Removes the temp file (the existing target is untouched). */
   async discard(): Promise<void> {
     await this.handle?.close().catch(() => {});
     this.handle = null;
-    await unlink(this.tempPath).catch(() => {});
+    if (!this.direct) await unlink(this.tempPath).catch(() => {});
   }
+}
+
+function openFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === "EACCES" || code === "EPERM"
+    ? "permission denied"
+    : code === "EROFS"
+      ? "read-only file system"
+      : String(code ?? error);
+}
+
+const WRITE_ERRORS: Partial<Record<string, { reason: string; hint: string }>> = {
+  ENOSPC: {
+    reason: "no space left on the device",
+    hint: "free some space or choose another output path, then run again.",
+  },
+  EDQUOT: {
+    reason: "disk quota exceeded",
+    hint: "free some space or choose another output path, then run again.",
+  },
+  EFBIG: {
+    reason: "the file is too large for the file system",
+    hint: "choose an output path on another file system, then run again.",
+  },
+  EIO: { reason: "I/O error", hint: "check the disk, or choose another output path, then run again." },
+  EROFS: { reason: "read-only file system", hint: "choose a writable output path, then run again." },
+  EPIPE: {
+    reason: "the program reading the output closed it",
+    hint: "the command after the pipe exited early; write to a file with --jsonl instead, or keep the reader running.",
+  },
+  ECONNRESET: {
+    reason: "the program reading the output closed it",
+    hint: "the command after the pipe exited early; write to a file with --jsonl instead, or keep the reader running.",
+  },
+  EACCES: { reason: "permission denied", hint: "choose a writable output path, then run again." },
+  EPERM: { reason: "permission denied", hint: "choose a writable output path, then run again." },
+};
+
+/**
+ * A write to the JSONL output failed during the run (disk full, a closed pipe): exit 3, like an
+ * output that cannot be written at all. `path` null is standard output.
+ */
+function writeFailed(path: string | null, atomic: boolean, error: unknown): CliFailure {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  const known = code ? WRITE_ERRORS[code] : undefined;
+  const reason = known?.reason ?? (error instanceof Error ? error.message : String(error ?? "unknown error"));
+  const where = path === null ? "to standard output" : `to ${path}`;
+  const kept = atomic
+    ? "The run was stopped; an existing file at that path was left as it was."
+    : "The run was stopped.";
+  return new CliFailure(
+    "OUTPUT_WRITE_FAILED",
+    `Writing the JSONL results ${where} failed: ${reason}${code ? ` (${code})` : ""}. ${kept}`,
+    EXIT.input,
+    known?.hint ?? "check the output path (or the program reading standard output), then run again.",
+  );
 }
 
 function unwritable(what: string, path: string, reason: string): CliFailure {
@@ -748,6 +814,22 @@ async function runCommand(videos: string[], flags: RunFlags, io: CliIo): Promise
       let frames = 0;
       let frameErrors = 0;
       const stream = out.jsonl ? out.jsonl.stream() : io.stdout;
+      // A failing output (disk full, a closed pipe) ends this input's session at once (the
+      // session's signal aborts, which closes the peer connection, so the server ends it too); the
+      // temp file is removed and an existing file at the target is never touched.
+      const jobController = new AbortController();
+      const onInterrupt = () => jobController.abort(controller.signal.reason);
+      if (controller.signal.aborted) onInterrupt();
+      else controller.signal.addEventListener("abort", onInterrupt, { once: true });
+      let writeFailure: CliFailure | null = null;
+      /** The first failure of the output wins; it stops the session. */
+      const outputFailed = (error: unknown): CliFailure => {
+        writeFailure ??= writeFailed(job.jsonl, Boolean(out.jsonl && !out.jsonl.direct), error);
+        jobController.abort(writeFailure);
+        return writeFailure;
+      };
+      const onStreamError = (error: unknown) => void outputFailed(error);
+      stream.on("error", onStreamError);
       try {
         if (view.enabled)
           void probe(job.input).then(
@@ -762,7 +844,7 @@ async function runCommand(videos: string[], flags: RunFlags, io: CliIo): Promise
           streamOutput: flags.streamOutput ? [flags.streamOutput] : [],
           realtime: Boolean(flags.realtime),
           processingTimeoutSeconds: flags.processingTimeout,
-          signal: controller.signal,
+          signal: jobController.signal,
           onUploadProgress: (p) => progress.upload(p),
         });
         const recording = out.video ? session.saveVideo(out.video.tempPath) : null;
@@ -774,13 +856,20 @@ async function runCommand(videos: string[], flags: RunFlags, io: CliIo): Promise
         for await (const result of session) {
           frames += 1;
           if (result.errors.length > 0) frameErrors += 1;
-          await writeLine(stream, result);
+          if (writeFailure) throw writeFailure;
+          await writeLine(stream, result).catch((error: unknown) => {
+            throw outputFailed(error);
+          });
           progress.frame(frames);
         }
         const summary = await session.done;
         if (recording) await recording;
         progress.finish(frames);
-        if (out.jsonl) await endStream(stream);
+        if (out.jsonl)
+          await endStream(stream).catch((error: unknown) => {
+            throw outputFailed(error);
+          });
+        if (writeFailure) throw writeFailure;
         await out.jsonl?.commit();
         await out.video?.commit();
         return { job, ok: true, frames, frameErrors, seconds: (Date.now() - startedAt) / 1000, summary };
@@ -788,7 +877,24 @@ async function runCommand(videos: string[], flags: RunFlags, io: CliIo): Promise
         if (out.jsonl) await endStream(stream).catch(() => {});
         await out.jsonl?.discard();
         await out.video?.discard();
-        return { job, ok: false, error, frames, frameErrors, seconds: (Date.now() - startedAt) / 1000 };
+        const reported = writeFailure ?? error;
+        return {
+          job,
+          ok: false,
+          error: reported,
+          frames,
+          frameErrors,
+          seconds: (Date.now() - startedAt) / 1000,
+        };
+      } finally {
+        controller.signal.removeEventListener("abort", onInterrupt);
+        // Our own output stream keeps its listener (a late error must not crash the process).
+        // Standard output is the caller's: after a failure it keeps a listener that ignores
+        // further errors (a closed pipe fails every later write too), otherwise it gets its own back.
+        if (!out.jsonl) {
+          stream.off("error", onStreamError);
+          if (writeFailure && stream.listenerCount("error") === 0) stream.on("error", () => {});
+        }
       }
     };
 
@@ -867,29 +973,54 @@ function summaryTable(results: JobResult[]): string {
   return `${text.join("\n")}\n`;
 }
 
+/** A stream as `node:stream` implements it (the fields `NodeJS.WritableStream` does not type). */
+type StreamState = NodeJS.WritableStream & { destroyed?: boolean; errored?: Error | null };
+
+function closedError(out: StreamState): Error {
+  return out.errored ?? new Error("The output stream was closed.");
+}
+
+/** Writes one result line; waits for `drain` when the stream is full, rejects on error or close. */
 function writeLine(out: NodeJS.WritableStream, result: ResultMessage): Promise<void> {
   const line = `${JSON.stringify({ frame_id: result.frameId, ...result.raw })}\n`;
+  const s = out as StreamState;
   return new Promise((resolveWrite, reject) => {
-    if (out.write(line)) resolveWrite();
-    else {
-      const onDrain = () => {
-        out.off("error", onError);
-        resolveWrite();
-      };
-      const onError = (error: unknown) => {
-        out.off("drain", onDrain);
-        reject(error);
-      };
-      out.once("drain", onDrain);
-      out.once("error", onError);
-    }
+    // A destroyed stream takes no writes and never emits `drain`: waiting would hang.
+    if (s.destroyed) return reject(closedError(s));
+    if (out.write(line)) return resolveWrite();
+    const off = () => {
+      out.off("drain", onDrain);
+      out.off("error", onError);
+      out.off("close", onClose);
+    };
+    const onDrain = () => {
+      off();
+      resolveWrite();
+    };
+    const onError = (error: unknown) => {
+      off();
+      reject(error);
+    };
+    const onClose = () => {
+      off();
+      reject(closedError(s));
+    };
+    out.once("drain", onDrain);
+    out.once("error", onError);
+    out.once("close", onClose);
   });
 }
 
+/** Ends the stream; rejects when it failed (a write that failed while flushing, or before). */
 function endStream(out: NodeJS.WritableStream): Promise<void> {
   return new Promise((resolveEnd, reject) => {
-    out.once("error", reject);
-    out.end(() => resolveEnd());
+    const onError = (error: unknown) => reject(error);
+    out.once("error", onError);
+    (out.end as (cb: (error?: Error | null) => void) => void).call(out, (error) => {
+      out.off("error", onError);
+      if (error) reject(error);
+      else resolveEnd();
+    });
   });
 }
 
