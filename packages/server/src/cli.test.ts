@@ -50,3 +50,23 @@ describe("vidrtc-server --static-dir", () => {
     }
   });
 });
+
+describe("vidrtc-server --liveness-timeout", () => {
+  it("--help documents it with its 15 s default", async () => {
+    const r = await runServer(["--help"]);
+    expect(r.code).toBe(0);
+    const help = r.stdout.replace(/\s+/g, " ");
+    expect(help).toMatch(
+      /--liveness-timeout <seconds> end a session, in any state, when nothing .* \(default: 15\)/,
+    );
+  });
+
+  it("a value that is not a positive number is refused at startup", async () => {
+    for (const bad of ["0", "-3", "soon"]) {
+      const r = await runServer(["--port", "0", "--liveness-timeout", bad]);
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain("--liveness-timeout must be a positive number");
+      expect(r.stdout).not.toContain("ready");
+    }
+  });
+});

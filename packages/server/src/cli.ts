@@ -38,6 +38,7 @@ interface CliOptions {
   maxSessions: number;
   maxUploadMb: number;
   idleTimeout: number;
+  livenessTimeout: number;
   gzip: boolean;
   staticDir?: string;
   verbose?: boolean;
@@ -85,6 +86,12 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       "end a session whose upload makes no progress for this long",
       positiveNumber("--idle-timeout"),
       30,
+    )
+    .option(
+      "--liveness-timeout <seconds>",
+      "end a session, in any state, when nothing (not even an ICE consent check, sent every 4-6 s by live clients) arrives from its client for this long",
+      positiveNumber("--liveness-timeout"),
+      15,
     )
     .option("--no-gzip", "never gzip result messages (the browser SDK v0.1.13 cannot read gzip)")
     .option("--static-dir <dir>", "serve this directory at / (e.g. the demo page)")
@@ -145,6 +152,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     maxSessions: opts.maxSessions,
     maxUploadBytes: Math.floor(opts.maxUploadMb * 1024 * 1024),
     idleTimeoutMs: Math.round(opts.idleTimeout * 1000),
+    livenessTimeoutMs: Math.round(opts.livenessTimeout * 1000),
     gzip: opts.gzip,
     logger,
     ...(opts.staticDir ? { staticDir: opts.staticDir } : {}),

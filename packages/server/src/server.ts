@@ -44,6 +44,7 @@ import {
   validateInitialiseRequest,
 } from "./request.js";
 import { Session, type SessionEvent } from "./session/index.js";
+import { DEFAULT_LIVENESS_TIMEOUT_MS } from "./session/liveness.js";
 import { normalizeParameters, ParameterError } from "./workflows/engine.js";
 import { resolveWorkflow, type WorkflowDefinition } from "./workflows/index.js";
 
@@ -79,6 +80,14 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** After `processing_complete` the server closes the peer itself after this (ms, default 30000). */
   lingerMs?: number;
+  /**
+   * Nothing received from a client for this long (ms, default 15000) ends its session in any state,
+   * also while the server waits for an ACK: a killed or unplugged client frees its slot, ffmpeg
+   * child and temp file within this bound. Live clients send ICE consent checks about every 5 s.
+   */
+  livenessTimeoutMs?: number;
+  /** The result channel drained nothing for this long (ms, default 60000): the client stopped reading. */
+  resultStallMs?: number;
   /** gzip data messages when `data_output` is non-empty, as Roboflow's server does (default true). */
   gzip?: boolean;
   /** Directory for uploads (default: a fresh `vidrtc-*` directory under `os.tmpdir()`, removed on close). */
@@ -156,6 +165,8 @@ interface Resolved {
   maxUploadBytes: number;
   idleTimeoutMs: number;
   lingerMs: number;
+  livenessTimeoutMs: number;
+  resultStallMs: number | undefined;
   gzip: boolean;
   maxBodyBytes: number;
   logger: ServerLogger;
@@ -313,6 +324,9 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
     maxUploadBytes: positive("maxUploadBytes", options.maxUploadBytes, MAX_UPLOAD_BYTES),
     idleTimeoutMs: positive("idleTimeoutMs", options.idleTimeoutMs, 30_000),
     lingerMs: positive("lingerMs", options.lingerMs, 30_000),
+    livenessTimeoutMs: positive("livenessTimeoutMs", options.livenessTimeoutMs, DEFAULT_LIVENESS_TIMEOUT_MS),
+    resultStallMs:
+      options.resultStallMs === undefined ? undefined : positive("resultStallMs", options.resultStallMs, 0),
     gzip: options.gzip ?? true,
     maxBodyBytes: positive("maxBodyBytes", options.maxBodyBytes, 1024 * 1024),
     logger: options.logger ?? createConsoleLogger({ verbose: options.verbose ?? false }),
@@ -466,6 +480,8 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
           idleTimeoutMs: r.idleTimeoutMs,
           gzip: r.gzip,
           lingerMs: r.lingerMs,
+          livenessTimeoutMs: r.livenessTimeoutMs,
+          ...(r.resultStallMs === undefined ? {} : { resultStallMs: r.resultStallMs }),
           gatherTimeoutMs: 10_000,
           ...(options.ffmpegPath ? { ffmpegPath: options.ffmpegPath } : {}),
           ...(options.ffprobePath ? { ffprobePath: options.ffprobePath } : {}),

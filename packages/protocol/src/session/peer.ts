@@ -83,6 +83,14 @@ export interface AnsweringPeerLike {
   onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe;
   readonly connectionState: PeerConnectionState;
   onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe;
+  /**
+   * When something was last received from the remote peer (`Date.now()` milliseconds), or `null`
+   * before anything was: the signal a server's liveness watchdog polls, so that a client that
+   * vanished (killed, unplugged) is noticed in every session state, also while nothing is expected
+   * from it at the application level (an ACK-paced server waiting for the next ACK). What counts
+   * depends on the stack; each implementation documents it. Cheap enough to call every second.
+   */
+  lastActivityAt(): number | null;
   /** Idempotent; resolves once every socket and timer of the peer is released. */
   close(): Promise<void>;
 }

@@ -18,6 +18,7 @@ import type { ServerLogger } from "../log.js";
 import type { InitialiseRequest } from "../request.js";
 import type { WorkflowDefinition } from "../workflows/index.js";
 import { Lifecycle, type SessionState } from "./lifecycle.js";
+import { DEFAULT_LIVENESS_TIMEOUT_MS, LivenessWatchdog } from "./liveness.js";
 import { FrameProcessor, StopProcessing } from "./processing.js";
 import { type ReconfigureRequest, ResultSender } from "./results.js";
 import { type SafeTimer, safeTimeout } from "./timer.js";
@@ -62,6 +63,11 @@ export interface SessionOptions {
   gatherTimeoutMs: number;
   /** The result channel drained nothing for this long: the client is gone (default 60 s). */
   resultStallMs?: number;
+  /**
+   * Nothing received from the client (STUN, DTLS, data, as the peer's `lastActivityAt()` sees it)
+   * for this long ends the session in any state (default 15 s).
+   */
+  livenessTimeoutMs?: number;
   ffmpegPath?: string;
   ffprobePath?: string;
   /** Most bytes queued towards the temp file before the upload is failed (storage too slow). */
@@ -106,6 +112,7 @@ export class Session {
   #completeSent = false;
   #timeoutTimer: SafeTimer | null = null;
   #lingerTimer: SafeTimer | null = null;
+  readonly #liveness: LivenessWatchdog;
 
   private constructor(options: SessionOptions) {
     this.id = options.id;
@@ -119,6 +126,11 @@ export class Session {
       ...(options.resultStallMs === undefined ? {} : { stallTimeoutMs: options.resultStallMs }),
       onChannelClosed: () => void this.close("client closed the result channel"),
       onReconfigure: (request) => this.#reconfigure(request),
+    });
+    this.#liveness = new LivenessWatchdog({
+      timeoutMs: options.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS,
+      lastActivityAt: () => this.#peer.lastActivityAt(),
+      onLost: (silentMs) => this.#onLivenessLost(silentMs),
     });
   }
 
@@ -180,6 +192,7 @@ export class Session {
         );
     }
     this.#upload.start();
+    this.#liveness.start();
     const timeout = o.request.processingTimeoutSeconds;
     // Any length: past the 32-bit range a plain setTimeout would fire after 1 ms.
     if (timeout !== null) this.#timeoutTimer = safeTimeout(() => this.#onProcessingTimeout(), timeout * 1000);
@@ -262,6 +275,26 @@ export class Session {
     this.#log.debug(
       `reconfigured: data_output=${JSON.stringify(this.#dataOutput)} stream_output=${this.#streamOutput ?? "none"}`,
     );
+  }
+
+  /**
+   * The client sent nothing for the liveness bound: it is gone (killed, unplugged, suspended), so
+   * nothing is sent to it; processing (and its ffmpeg child) stops and the session closes.
+   */
+  #onLivenessLost(silentMs: number): void {
+    if (!this.#life.to("failing")) return;
+    const message = `Nothing received from the client for ${silentMs} ms (liveness bound ${this.#o.livenessTimeoutMs ?? DEFAULT_LIVENESS_TIMEOUT_MS} ms): the client is gone.`;
+    this.#upload?.stop();
+    this.#log.error(`liveness_lost: ${message}`);
+    this.#o.onEvent({
+      type: "error",
+      sessionId: this.id,
+      code: "LIVENESS_LOST",
+      message,
+      terminationReason: "liveness_lost",
+    });
+    this.#process.abort(new StopProcessing("liveness_lost"));
+    void this.close(`liveness_lost: ${message}`);
   }
 
   #onProcessingTimeout(): void {
@@ -428,6 +461,7 @@ export class Session {
   async #doClose(reason: string): Promise<void> {
     const wasState = this.#life.state;
     this.#life.to("closed");
+    this.#liveness.stop();
     this.#upload?.stop();
     this.#timeoutTimer?.clear();
     this.#lingerTimer?.clear();

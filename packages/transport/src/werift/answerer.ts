@@ -7,6 +7,13 @@
  * sockets exist only after gathering, so their buffers are enlarged afterwards; an ICE-lite agent
  * gathers host candidates only and lets the client's checks drive the connection (so
  * peer-reflexive candidates work when an offer only carries mDNS names).
+ *
+ * Liveness (`lastActivityAt()`): an ICE-lite agent sends no consent checks of its own, so a
+ * vanished client would go unnoticed. Activity is (a) every STUN binding request whose USERNAME
+ * names this answer's ICE ufrag (the client's connectivity and RFC 7675 consent checks, about every
+ * 5 s from browsers, werift and libjuice), seen through werift's `iceFilterStunResponse` hook,
+ * which always lets the request through; and (b) every non-STUN datagram (DTLS: SCTP data, SACKs,
+ * heartbeats, SRTCP) the ICE connection delivers, through its `onData` event.
  */
 import {
   type AnsweringPeerLike,
@@ -102,11 +109,20 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
   #answered = false;
   #closing: Promise<void> | null = null;
   #iceTransports: readonly unknown[] = [];
+  #localUfrag: string | null = null;
+  #lastActivity: number | null = null;
+  readonly #unsubscribe: (() => void)[] = [];
 
   constructor(config: AnswererConfig) {
     this.#stripMdns = config.stripMdns ?? true;
     this.#socketBufferBytes = config.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES;
-    this.#pc = new RTCPeerConnection(weriftAnswererConfig(config));
+    this.#pc = new RTCPeerConnection({
+      ...weriftAnswererConfig(config),
+      iceFilterStunResponse: (message: { getAttributeValue(name: "USERNAME"): unknown }) => {
+        this.#onStunRequest(message.getAttributeValue("USERNAME"));
+        return true;
+      },
+    });
     this.#pc.onDataChannel.subscribe((dc: RTCDataChannel) => {
       this.#channels.arrive(wrapWeriftChannel(dc));
     });
@@ -135,6 +151,31 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
 
   onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe {
     return this.#channels.subscribe(listener);
+  }
+
+  lastActivityAt(): number | null {
+    return this.#lastActivity;
+  }
+
+  /** A binding request for this answer's ufrag ("<ours>:<theirs>") counts as activity. */
+  #onStunRequest(username: unknown): void {
+    const ufrag = this.#localUfrag;
+    if (ufrag !== null && typeof username === "string" && username.startsWith(`${ufrag}:`))
+      this.#lastActivity = Date.now();
+  }
+
+  /** Every datagram the ICE connections deliver upwards (DTLS) counts as activity. */
+  #watchData(transports: readonly unknown[]): void {
+    for (const transport of transports) {
+      const onData = (transport as { connection?: { onData?: unknown } } | null)?.connection?.onData as
+        | { subscribe?: (fn: () => void) => { unSubscribe(): void } }
+        | undefined;
+      if (typeof onData?.subscribe !== "function") continue;
+      const subscription = onData.subscribe(() => {
+        this.#lastActivity = Date.now();
+      });
+      this.#unsubscribe.push(() => subscription.unSubscribe());
+    }
   }
 
   async answer(offer: SessionDescriptionLike, options: AnswerOptions): Promise<SessionDescriptionLike> {
@@ -180,6 +221,8 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
     this.#iceTransports = snapshotIceTransports(pc);
     const description = pc.localDescription;
     if (!description) throw new VidrtcError("SIGNALING_FAILED", "werift produced no local description.");
+    this.#localUfrag = /^a=ice-ufrag:(\S+)/m.exec(description.sdp)?.[1] ?? null;
+    this.#watchData(this.#iceTransports);
     const local: SessionDescriptionLike = { type: "answer", sdp: description.sdp };
     if (track) {
       const vp8 = video()?.codecs.find((c) => c.mimeType.toLowerCase() === "video/vp8");
@@ -224,6 +267,7 @@ class WeriftAnsweringPeer implements AnsweringPeerLike {
   }
 
   close(): Promise<void> {
+    if (!this.#closing) for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#closing ??= closeWerift(this.#pc, this.#iceTransports);
     return this.#closing;
   }
