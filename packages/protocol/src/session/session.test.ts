@@ -404,6 +404,55 @@ describe("startSession", () => {
     expect(results).toHaveLength(1);
   });
 
+  it("a server that closes right after its error result and processing_complete is reported with its own message", async () => {
+    const failure = "The upload ended early: 37 of the 150 frames the file announces were decoded.";
+    const { peers, options } = setup(10_000, {
+      onComplete: () => {
+        void (async () => {
+          const frame = await encodeResultMessage(
+            1,
+            {
+              serialized_output_data: { count: 1 },
+              video_metadata: { frame_id: 1 },
+              errors: [],
+              processing_complete: false,
+              termination_reason: null,
+            },
+            { gzip: true },
+          );
+          const report = await encodeResultMessage(2, {
+            serialized_output_data: null,
+            video_metadata: { frame_id: 1 },
+            errors: [failure],
+            processing_complete: false,
+            termination_reason: "processing_error",
+          });
+          const complete = await encodeResultMessage(2, {
+            serialized_output_data: null,
+            video_metadata: { frame_id: 1 },
+            errors: [failure],
+            processing_complete: true,
+            termination_reason: "processing_error",
+          });
+          // All delivered, then the channel closes and the connection fails in the same tick:
+          // decoding (gzip) has not finished when the close events fire.
+          const peer = peers[0]!;
+          const channel = peer.channels.get("inference")!;
+          for (const m of [...frame, ...report, ...complete]) channel.receive(m);
+          channel.close();
+          peer.setState("closed");
+        })();
+      },
+    });
+    const session = await startSession(options);
+    const results: Array<{ errors: string[] }> = [];
+    const err = await session.run({ onData: (r) => results.push(r) }).catch((e) => e);
+    expect(err).toMatchObject({ code: "PROCESSING_FAILED" });
+    expect(err.message).toContain(failure);
+    expect(results).toHaveLength(2);
+    expect(results[1]!.errors).toEqual([failure]);
+  });
+
   it("breaking out of iteration closes the session without an error", async () => {
     const { peers, options } = setup(10_000, { frames: 5 });
     const session = await startSession(options);

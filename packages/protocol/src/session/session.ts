@@ -674,8 +674,8 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
     const uploadChannel = peer.createDataChannel(UPLOAD_CHANNEL_LABEL);
     session = new InferenceSession(peer, resultChannel, uploadChannel, options);
     const s = session;
-    wireResults(s, resultChannel, options);
-    wireLifecycle(s, peer, resultChannel, uploadChannel);
+    const resultsSettled = wireResults(s, resultChannel, options);
+    wireLifecycle(s, peer, resultChannel, uploadChannel, resultsSettled);
 
     const offer = await peer.createOffer({ timeoutMs: timeouts.iceGathering, signal });
     const http = { fetch: options.fetch, signal, timeoutMs: timeouts.signalling };
@@ -742,7 +742,19 @@ function checkProxyOptions(options: SessionOptions): void {
   }
 }
 
-function wireResults(session: InferenceSession, channel: DataChannelLike, options: SessionOptions): void {
+/**
+ * A channel close or a failed connection waits at most this long for the result messages that
+ * had already arrived to be decoded (decoding is asynchronous), so a server that sends its error
+ * result and `processing_complete` and then closes at once is reported with its own message.
+ */
+const RESULTS_SETTLE_MS = 1_000;
+
+/** Wires the result channel; returns a promise for the decoding of every message received so far. */
+function wireResults(
+  session: InferenceSession,
+  channel: DataChannelLike,
+  options: SessionOptions,
+): () => Promise<void> {
   const deframer = new ResultDeframer();
   let chain: Promise<void> = Promise.resolve();
   const off = channel.on("message", ({ data }) => {
@@ -765,6 +777,18 @@ function wireResults(session: InferenceSession, channel: DataChannelLike, option
       .catch((error) => session.fail(error));
   });
   session.onCleanup(off);
+  return () => chain;
+}
+
+/** Resolves once `settled()` does, or after `ms`, whichever is first. */
+function settledWithin(settled: () => Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void settled().then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 function wireLifecycle(
@@ -772,10 +796,15 @@ function wireLifecycle(
   peer: PeerConnectionLike,
   resultChannel: DataChannelLike,
   uploadChannel: DataChannelLike,
+  resultsSettled: () => Promise<void>,
 ): void {
+  // Results that arrived before the close are still being decoded: they (an error result, then
+  // `processing_complete`) end the session first when they can; otherwise the close does.
+  const failAfterResults = (error: VidrtcError) =>
+    void settledWithin(resultsSettled, RESULTS_SETTLE_MS).then(() => session.fail(error));
   const onState = (state: PeerConnectionState) => {
     if (state === "failed" || state === "closed")
-      session.fail(
+      failAfterResults(
         new VidrtcError(
           "CONNECTION_FAILED",
           `The WebRTC connection to the server ${state} before processing completed.`,
@@ -786,7 +815,7 @@ function wireLifecycle(
   for (const channel of [resultChannel, uploadChannel]) {
     session.onCleanup(
       channel.on("close", () =>
-        session.fail(
+        failAfterResults(
           new VidrtcError(
             "CHANNEL_CLOSED",
             `The "${channel.label}" data channel closed before processing completed. The server may have stopped or rejected the session.`,
