@@ -86,7 +86,11 @@ export interface ServerOptions {
    * child and temp file within this bound. Live clients send ICE consent checks about every 5 s.
    */
   livenessTimeoutMs?: number;
-  /** The result channel drained nothing for this long (ms, default 60000): the client stopped reading. */
+  /**
+   * The result channel drained nothing for this long (ms, default 60000): the client stopped reading,
+   * and the session ends at once (its error result and `processing_complete`, which could not be
+   * delivered either, are abandoned rather than waited for).
+   */
   resultStallMs?: number;
   /** gzip data messages when `data_output` is non-empty, as Roboflow's server does (default true). */
   gzip?: boolean;

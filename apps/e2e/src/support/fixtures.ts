@@ -426,6 +426,53 @@ export async function largeVideo(sizeMiB = 200, options: LargeVideoOptions = {})
   });
 }
 
+/**
+ * A video that is tiny to upload but large to send results for: one frame of uniform random
+ * grey-level noise held for `frames` frames (640x480, 15 fps, H.264 in MP4: one I-frame and nearly
+ * empty P-frames, ~200 KB), so every frame's JPEG (the `annotated` output) is ~170 KB. No moving
+ * square: `squareSize` is 0.
+ */
+export async function noiseVideo(frames = 150): Promise<VideoFixture> {
+  if (!Number.isInteger(frames) || frames < 1) throw new Error(`noiseVideo needs frames >= 1, got ${frames}`);
+  const width = 640;
+  const height = 480;
+  const fps = 15;
+  const version = await ffmpegVersion();
+  return cached(
+    `noise-${width}x${height}-${frames}f`,
+    "mp4",
+    { width, height, fps, frames, version },
+    async (tmp) => {
+      const still = `${tmp}.png`;
+      try {
+        await run("ffmpeg", [
+          ...["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"],
+          ...["-i", `nullsrc=s=${width}x${height}:r=${fps},geq=lum='random(1)*255':cb=128:cr=128`],
+          ...["-frames:v", "1", still],
+        ]);
+        await run("ffmpeg", [
+          ...[
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-loop",
+            "1",
+            "-framerate",
+            String(fps),
+          ],
+          ...["-i", still, "-frames:v", String(frames), "-pix_fmt", "yuv420p", "-g", String(frames + 1)],
+          ...["-fflags", "+bitexact", "-map_metadata", "-1", ...CODECS.h264.args, tmp],
+        ]);
+      } finally {
+        await rm(still, { force: true });
+      }
+      return videoExtras(tmp, { width, height, fps, frames, squareSize: 0 });
+    },
+  );
+}
+
 /** A video file cut short: see {@link truncatedVideo}. */
 export interface TruncatedVideoFixture extends FileFixture {
   /** The intact video it was cut from. */

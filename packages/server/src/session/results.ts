@@ -5,7 +5,9 @@
  *
  * Once a send has failed (the client stopped reading for `stallTimeoutMs`, or the channel closed)
  * the sender is broken: every later send, such as the error result and `processing_complete` of
- * a failing session, is abandoned at once instead of waiting for the stall timeout again.
+ * a failing session, is abandoned at once instead of waiting for the stall timeout again. A session
+ * that ends for another reason (the client's liveness bound, a shutdown) calls {@link
+ * ResultSender.abandon}: a send blocked on a full buffer then fails at once too.
  */
 import {
   AckWindow,
@@ -38,6 +40,22 @@ export interface ResultSenderOptions {
 }
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** A failed result-channel write as the session reports it (a stall says what stalled). */
+function resultChannelError(error: unknown): VidrtcError {
+  if (!VidrtcError.isInstance(error))
+    return new VidrtcError("CHANNEL_CLOSED", `The result channel failed: ${errorMessage(error)}`);
+  if (error.code !== "UPLOAD_STALLED") return error;
+  const details = (error.details ?? {}) as { stallTimeoutMs?: unknown; bufferedAmount?: unknown };
+  const stall = typeof details.stallTimeoutMs === "number" ? ` for ${details.stallTimeoutMs} ms` : "";
+  const buffered =
+    typeof details.bufferedAmount === "number" ? ` (${details.bufferedAmount} bytes buffered)` : "";
+  return new VidrtcError(
+    "UPLOAD_STALLED",
+    `The client stopped reading results: nothing drained from the result channel${stall}${buffered}.`,
+    { cause: error, ...(error.details ? { details: error.details } : {}) },
+  );
+}
 
 const timeout = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -108,15 +126,22 @@ export class ResultSender {
           await writer.write(message);
         }
       } catch (error) {
-        this.#broken ??= VidrtcError.isInstance(error)
-          ? error
-          : new VidrtcError("CHANNEL_CLOSED", `The result channel failed: ${errorMessage(error)}`);
+        this.#broken ??= resultChannelError(error);
         throw this.#broken;
       }
     };
     const next = this.#chain.then(run, run);
     this.#chain = next.catch(() => {});
     return next;
+  }
+
+  /**
+   * Gives up on the result channel (idempotent): a send waiting for the buffer to drain fails at
+   * once, and so does every later send; {@link ResultSender.drain} returns at once.
+   */
+  abandon(reason: VidrtcError): void {
+    this.#broken ??= reason;
+    this.#writer?.abort(reason).catch(() => {});
   }
 
   /** Waits (at most `timeoutMs`) for queued sends and for the channel's buffer to empty. */

@@ -12,6 +12,7 @@ import {
   type DataChannelLike,
   UPLOAD_CHANNEL_LABEL,
   type VideoMetadata,
+  VidrtcError,
   type WebRTCOutput,
 } from "@vidrtc/protocol";
 import type { ServerLogger } from "../log.js";
@@ -466,6 +467,9 @@ export class Session {
     this.#timeoutTimer?.clear();
     this.#lingerTimer?.clear();
     this.#process.abort(new StopProcessing("closed"));
+    // Nothing more is sent: a result send blocked on a full buffer (a client that stopped
+    // reading) fails now, so processing ends at once instead of after the stall bound.
+    this.#results.abandon(new VidrtcError("CHANNEL_CLOSED", `The session closed (${reason}).`));
     if (this.#processing) await Promise.race([this.#processing.catch(() => {}), sleep(5_000)]);
     await this.#processor?.closeVideo();
     await Promise.race([this.#peer.close().catch(() => {}), sleep(3_000)]);

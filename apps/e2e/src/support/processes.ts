@@ -1,0 +1,23 @@
+/**
+ * Child processes of this test process, read from /proc (Linux): e.g. the ffmpeg children an
+ * in-process server spawns, to check that none outlives its session.
+ */
+import { readdir, readFile } from "node:fs/promises";
+
+/** Pids of live (not zombie) processes named `name` whose parent is this process. */
+export async function childProcesses(name: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      const fields = stat.slice(close + 2).split(" ");
+      if (comm === name && Number(fields[1]) === process.pid && fields[0] !== "Z") out.push(Number(entry));
+    } catch {
+      // ended while we looked
+    }
+  }
+  return out;
+}
