@@ -116,6 +116,39 @@ describe("a truncated upload is reported, not passed off as the whole file", () 
     );
   });
 
+  it("a WebM cut in half (no frame count in the container): the decodable frames, then an error naming the track's stated duration", async () => {
+    const cut = await truncatedVideo(0.5, "vp8");
+    expect(cut.decodableFrames).toBeGreaterThan(0);
+    expect(cut.decodableFrames).toBeLessThan(cut.announcedFrames);
+    const client = await RawClient.connect({ url: server.url, ackDelayMs: 0 });
+    try {
+      await client.uploadFile(cut.path);
+      const complete = await client.waitComplete(60_000);
+      const data = client.frames.filter((r) => r.output.termination_reason === null);
+      expect(data).toHaveLength(cut.decodableFrames);
+      expect(complete.output.termination_reason).toBe("processing_error");
+      expect(complete.output.errors.join(" ")).toMatch(
+        /The upload ended early: frames up to \d+\.\d\d s of the 5\.00 s the file announces were decoded/,
+      );
+      console.log(
+        `[truncated] WebM ${cut.bytes} of ${cut.intact.bytes} bytes: ${data.length}/${cut.announcedFrames} frames back, then "${complete.output.errors[0]}"`,
+      );
+    } finally {
+      await client.close();
+    }
+    // The intact WebM: every frame, no error.
+    const whole = await RawClient.connect({ url: server.url, ackDelayMs: 0 });
+    try {
+      await whole.uploadFile(cut.intact.path);
+      const complete = await whole.waitComplete(60_000);
+      expect(complete.output.termination_reason).toBeNull();
+      expect(complete.output.errors).toEqual([]);
+      expect(whole.frames).toHaveLength(cut.intact.frames);
+    } finally {
+      await whole.close();
+    }
+  });
+
   it("@vidrtc/node: the decodable frames and the error result are delivered, then the session rejects with PROCESSING_FAILED naming the cut", async () => {
     const cut = await truncatedVideo(0.5);
     const { results, error, summary } = await librarySession(server.url, cut.path);

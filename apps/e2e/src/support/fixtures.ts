@@ -484,19 +484,23 @@ export interface TruncatedVideoFixture extends FileFixture {
 }
 
 /**
- * The first `fraction` (default one half) of the bytes of a faststart H.264 MP4 (the motion video,
- * 320x240, 30 fps, 5 s = 150 frames): its index at the front still announces every frame, but the
- * media data of the second part is gone, so ffmpeg decodes the first frames and then stops
- * without an error exit.
+ * The first `fraction` (default one half) of the bytes of the motion video (320x240, 30 fps, 5 s =
+ * 150 frames), by default a faststart H.264 MP4: its index at the front still announces every
+ * frame, but the media data of the second part is gone, so ffmpeg decodes the first frames and then
+ * stops without an error exit. With `codec: "vp8"` a WebM, which announces no frame count but
+ * states the track's duration (5 s) at the front.
  */
-export async function truncatedVideo(fraction = 0.5): Promise<TruncatedVideoFixture> {
+export async function truncatedVideo(
+  fraction = 0.5,
+  codec: "h264" | "vp8" = "h264",
+): Promise<TruncatedVideoFixture> {
   if (!(fraction > 0 && fraction < 1))
     throw new Error(`truncatedVideo fraction must be in (0, 1), got ${fraction}`);
-  const intact = await motionVideo({ seconds: 5, fps: 30 });
+  const intact = await motionVideo({ seconds: 5, fps: 30, codec });
   const keep = Math.floor(intact.bytes * fraction);
   const made = await cached(
-    `cut-${Math.round(fraction * 100)}pct-${intact.frames}f`,
-    "mp4",
+    `cut-${Math.round(fraction * 100)}pct-${intact.frames}f${codec === "h264" ? "" : `-${codec}`}`,
+    CODECS[codec].ext,
     { base: intact.sha256, keep },
     async (tmp) => {
       const data = await readFile(intact.path);

@@ -19,8 +19,19 @@ export interface VideoInfo {
   rotation: number;
   /** Number of video frames (from the container, or counted by demuxing), `null` when unknown. */
   frameCount: number | null;
+  /**
+   * True when `frameCount` was counted by demuxing the file (containers such as WebM/Matroska store
+   * no count): it is then what the file holds, not what it announces, so it cannot show a cut file.
+   */
+  frameCountCounted?: boolean;
   /** Duration in seconds (stream, else container), `null` when unknown. */
   durationSeconds: number | null;
+  /**
+   * The video stream's own duration in seconds (its `duration`, or Matroska's per-track `DURATION`
+   * tag), `null` when the file states none; unlike `durationSeconds` never the container's, which
+   * may be longer than the video (e.g. a longer audio track).
+   */
+  streamDurationSeconds?: number | null;
   /** ffprobe's codec name, e.g. `h264`, `vp8`. */
   codec: string;
   /**
@@ -74,6 +85,14 @@ function parseRate(text: string | undefined): number | null {
   const den = d === undefined ? 1 : Number(d);
   if (!Number.isFinite(num) || !Number.isFinite(den) || num <= 0 || den <= 0) return null;
   return num / den;
+}
+
+/** Matroska's per-track `DURATION` tag, `HH:MM:SS.fraction`, in seconds (null when absent or malformed). */
+function parseClockDuration(text: string | undefined): number | null {
+  const m = text === undefined ? null : /^(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)$/.exec(text.trim());
+  if (!m) return null;
+  const seconds = Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : null;
 }
 
 function parsePositive(text: string | undefined): number | null {
@@ -201,7 +220,7 @@ export async function probeVideo(
     [
       ...base,
       "-show_entries",
-      "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_frames,duration:stream_tags=rotate:stream_side_data=rotation:format=duration,format_name",
+      "stream=codec_type,codec_name,width,height,r_frame_rate,avg_frame_rate,nb_frames,duration:stream_tags=rotate,DURATION:stream_side_data=rotation:format=duration,format_name",
       "-of",
       "json",
       "-i",
@@ -228,8 +247,10 @@ export async function probeVideo(
   const rotation = rotationOf(stream);
   const swap = rotation === 90 || rotation === 270;
   const fps = parseRate(stream.avg_frame_rate) ?? parseRate(stream.r_frame_rate) ?? 30;
-  const durationSeconds = parsePositive(stream.duration) ?? parsePositive(probed.format?.duration);
+  const streamDurationSeconds = parsePositive(stream.duration) ?? parseClockDuration(stream.tags?.DURATION);
+  const durationSeconds = streamDurationSeconds ?? parsePositive(probed.format?.duration);
   let frameCount = parsePositive(stream.nb_frames);
+  const frameCountCounted = frameCount === null;
   if (frameCount === null) {
     // Containers like WebM/Matroska don't store a frame count: count packets by demuxing (no decoding).
     try {
@@ -261,7 +282,9 @@ export async function probeVideo(
     height: swap ? codedWidth : codedHeight,
     rotation,
     frameCount: frameCount === null ? null : Math.round(frameCount),
+    frameCountCounted: frameCountCounted && frameCount !== null,
     durationSeconds,
+    streamDurationSeconds,
     codec: stream.codec_name,
     container,
   };

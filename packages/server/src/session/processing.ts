@@ -76,23 +76,28 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   });
 
 /**
- * A decode that ended clearly before what the container announced means a cut file: the probed
- * frame count when known, else the probed duration (with a tolerance of one second or 2 frames).
+ * A decode that ended clearly before what the container announced means a cut file: the frame
+ * count the container states when it states one (MP4), else the video's duration (with a
+ * tolerance of one second or 2 frames). A count the probe had to find by demuxing (WebM/Matroska)
+ * is what the cut file holds, so there only the duration the file states for the video track (its
+ * `DURATION` tag) can show the cut; the container's duration is not used then, as it may be
+ * longer than the video (a longer audio track).
  */
 export function truncationError(
   info: VideoInfo,
   decoded: number,
   lastPtsSeconds: number | null,
 ): string | null {
-  if (info.frameCount !== null && info.frameCount > 0) {
+  if (info.frameCount !== null && info.frameCount > 0 && !info.frameCountCounted) {
     if (decoded >= info.frameCount) return null;
     return `The upload ended early: ${decoded} of the ${info.frameCount} frames the file announces were decoded (the file is truncated or damaged).`;
   }
-  if (info.durationSeconds !== null && info.durationSeconds > 0 && lastPtsSeconds !== null) {
+  const duration = info.frameCountCounted ? (info.streamDurationSeconds ?? null) : info.durationSeconds;
+  if (duration !== null && duration > 0 && lastPtsSeconds !== null) {
     const frame = info.fps > 0 ? 1 / info.fps : 1 / 30;
     const end = lastPtsSeconds + frame;
-    if (end >= info.durationSeconds - Math.max(1, 2 * frame)) return null;
-    return `The upload ended early: frames up to ${end.toFixed(2)} s of the ${info.durationSeconds.toFixed(2)} s the file announces were decoded (the file is truncated or damaged).`;
+    if (end >= duration - Math.max(1, 2 * frame)) return null;
+    return `The upload ended early: frames up to ${end.toFixed(2)} s of the ${duration.toFixed(2)} s the file announces were decoded (the file is truncated or damaged).`;
   }
   return null;
 }
