@@ -9,6 +9,8 @@
  *   global `cleanup()` runs. This module counts its live peers and calls `cleanup()` when the last
  *   one has closed, so a process exits on its own. (Another user of node-datachannel in the same
  *   process would see its peers closed by that call: do not share the library with other code.)
+ *   After a peer whose connection failed (its remote vanished), `cleanup()` waits 30 s: called at
+ *   once it blocked the event loop for 10 s and threw, which ended the process.
  * - Auto-negotiation is turned off: the offer is made once every channel and track exists, and
  *   `localDescription()` lists the candidates once gathering is complete (no trickle).
  */
@@ -50,21 +52,55 @@ export function nativeLibraryVersion(): string {
 }
 
 let livePeers = 0;
-let cleanupScheduled = false;
+let cleanupPending = false;
+/**
+ * Until when (`Date.now()` ms) a peer closed after its connection failed may still hold native
+ * resources. Measured (a client SIGKILLed, the server's peer failed on libjuice's consent timeout,
+ * then closed): `cleanup()` right after that close blocked the event loop for its full 10 s and then
+ * threw "cleanup timeout (possible deadlock)" (an uncaught exception that ended the process); 20 s
+ * later it returned in 4 ms.
+ */
+let settleUntil = 0;
+const FAILED_PEER_SETTLE_MS = 30_000;
+let cleanupRetries = 0;
 
 function peerOpened(): void {
   livePeers++;
 }
 
-function peerClosed(): void {
+function peerClosed(failed: boolean): void {
   livePeers--;
-  if (livePeers > 0 || cleanupScheduled) return;
-  cleanupScheduled = true;
-  // Let the close callbacks already queued run first, then stop the library's threads.
-  setImmediate(() => {
-    cleanupScheduled = false;
-    if (livePeers === 0) ndc.cleanup();
-  });
+  if (failed) settleUntil = Math.max(settleUntil, Date.now() + FAILED_PEER_SETTLE_MS);
+  scheduleCleanup();
+}
+
+function scheduleCleanup(): void {
+  if (livePeers > 0 || cleanupPending) return;
+  cleanupPending = true;
+  const run = (): void => {
+    cleanupPending = false;
+    if (livePeers > 0) return;
+    if (Date.now() < settleUntil) {
+      scheduleCleanup();
+      return;
+    }
+    try {
+      ndc.cleanup();
+      cleanupRetries = 0;
+    } catch {
+      // libdatachannel gave up waiting for a peer's native side (it throws after 10 s). Never let
+      // that end the process: try once more after the settle time; a later close retries too.
+      if (cleanupRetries++ < 1) {
+        settleUntil = Date.now() + FAILED_PEER_SETTLE_MS;
+        scheduleCleanup();
+      }
+    }
+  };
+  const wait = settleUntil - Date.now();
+  // No failed peer to wait for: let the close callbacks already queued run first, then stop the
+  // library's threads (so a process exits on its own).
+  if (wait <= 0) setImmediate(run);
+  else setTimeout(run, wait);
 }
 
 /** Turns `RTCIceServer`-style entries into libdatachannel's URL strings (credentials in the URL). */
@@ -127,6 +163,8 @@ abstract class NdcPeerBase {
   #state: PeerConnectionState = "new";
   #closing: Promise<void> | null = null;
   #released = false;
+  /** The connection failed or was disconnected at some point (its close may take the library a while). */
+  #failed = false;
 
   constructor(name: string, config: PeerConfigBase, bindAddress: string | undefined) {
     configureSctp(config.socketBufferBytes);
@@ -136,6 +174,7 @@ abstract class NdcPeerBase {
       const mapped = state as PeerConnectionState;
       if (mapped === this.#state || this.#state === "closed") return;
       this.#state = mapped;
+      if (mapped === "failed" || mapped === "disconnected") this.#failed = true;
       for (const listener of [...this.#stateListeners]) {
         try {
           listener(mapped);
@@ -258,7 +297,7 @@ abstract class NdcPeerBase {
         }
       }
     }
-    peerClosed();
+    peerClosed(this.#failed);
   }
 }
 
