@@ -442,6 +442,7 @@ class NdcAnswerer extends NdcPeerBase implements AnsweringPeerLike {
   readonly #stripMdns: boolean;
   readonly #channels = new ChannelHandover();
   #videoSender: VideoSenderLike | null = null;
+  #inactiveTrack: NativeTrack | null = null;
   #answered = false;
   #lastActivity: number | null = null;
   #bytesReceived = 0;
@@ -480,6 +481,14 @@ class NdcAnswerer extends NdcPeerBase implements AnsweringPeerLike {
     return this.#videoSender;
   }
 
+  protected override beforeClose(): void {
+    try {
+      this.#inactiveTrack?.close();
+    } catch {
+      // already gone with the peer
+    }
+  }
+
   onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe {
     return this.#channels.subscribe(listener);
   }
@@ -503,14 +512,21 @@ class NdcAnswerer extends NdcPeerBase implements AnsweringPeerLike {
       });
     }
     let sender: NdcVideoSender | null = null;
-    const video = options.sendVideo && offerHasVideo(sdp) ? offeredVideo(sdp) : null;
-    if (video && video.vp8 !== null) {
+    const video = offerHasVideo(sdp) ? offeredVideo(sdp) : null;
+    if (video && options.sendVideo && video.vp8 !== null) {
       const ssrc = (Math.random() * 0xffff_fffe + 1) >>> 0;
       const media = new ndc.Video(video.mid, "SendOnly");
       media.addVP8Codec(video.vp8);
       media.addSSRC(ssrc, "vidrtc", "vidrtc", "vidrtc-video");
       const track = this.pc.addTrack(media);
       sender = new NdcVideoSender(video.vp8, ssrc, track, () => this.closed);
+    } else if (video) {
+      // Without a local track libdatachannel answers an offered recvonly section "sendonly" and
+      // never sends on it; say what is true instead: nothing flows on that section.
+      const media = new ndc.Video(video.mid, "Inactive");
+      if (video.vp8 !== null) media.addVP8Codec(video.vp8);
+      // Held for the peer's lifetime: a native track whose JS handle is collected early can crash.
+      this.#inactiveTrack = this.pc.addTrack(media);
     }
     try {
       this.pc.setLocalDescription("answer");
