@@ -10,9 +10,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os, { networkInterfaces } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import type { TransportName } from "@vidrtc/transport";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createConsoleLogger, silentLogger } from "./log.js";
-import type { TransportName } from "@vidrtc/transport";
 import { createServer, type ServerOptions, type VidrtcServer } from "./server.js";
 import type { SessionEvent } from "./session/index.js";
 import { frameFile, TestClient, uploadMessage } from "./test-support/werift-client.js";
@@ -526,8 +526,8 @@ for (const transport of STACKS) {
       it("processing_timeout ends processing with timeout_reached", async () => {
         const h = await start();
         // The timeout counts from the answer, like Roboflow's: give node-datachannel the ~1.1 s a werift
-    // client needs to open channels to it (its first DTLS flight is lost and resent after 1 s).
-    const c = client(h, { processing_timeout: currentTransport === "werift" ? 1 : 2 });
+        // client needs to open channels to it (its first DTLS flight is lost and resent after 1 s).
+        const c = client(h, { processing_timeout: currentTransport === "werift" ? 1 : 2 });
         expect((await c.connect()).status).toBe(200);
         await c.send(frameFile(longVideo));
         const complete = await c.waitComplete(10_000).catch((error: Error) => {
