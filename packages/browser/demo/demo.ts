@@ -1,7 +1,7 @@
 /**
  * The vidrtc demo page: pick or drop a video, choose a workflow, watch the upload, then the
  * processed video with the motion boxes drawn live from the results. Served by `vidrtc-server
- * --static-dir packages/browser/demo-dist`, so the API URL is the page's own origin (override
+ * --demo` (which ships this page's build), so the API URL is the page's own origin (override
  * with `?api=http://host:port`, or signal through a backend's proxy with `?proxy=/api/vidrtc`).
  */
 import {

@@ -1,5 +1,5 @@
-import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -27,6 +27,114 @@ function runServer(
     });
   });
 }
+
+/** Starts the built `vidrtc-server` with `args` and resolves with its URL once it prints `ready`. */
+function startServer(
+  args: string[],
+  boundMs = 20_000,
+): Promise<{ child: ChildProcess; url: string; stdout: () => string }> {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`vidrtc-server was not ready within ${boundMs} ms: ${stdout}${stderr}`));
+    }, boundMs);
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      const url = /ready: (http:\/\/\S+)/.exec(stdout)?.[1];
+      if (url && stdout.includes("demo page:")) {
+        clearTimeout(timer);
+        resolve({ child, url, stdout: () => stdout });
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`vidrtc-server exited (${code}) before it was ready: ${stdout}${stderr}`));
+    });
+  });
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+const DEMO_FILES = ["demo/index.html", "demo/style.css", "demo/demo.js", "demo/demo.js.map"];
+
+describe("vidrtc-server --demo", () => {
+  it("serves the shipped demo page at / and its bundle, with their content types", async () => {
+    const server = await startServer(["--port", "0", "--demo"]);
+    try {
+      expect(server.stdout()).toContain(`demo page: ${server.url}/`);
+      const index = await fetch(`${server.url}/`);
+      expect(index.status).toBe(200);
+      expect(index.headers.get("content-type")).toMatch(/^text\/html/);
+      const html = await index.text();
+      expect(html).toContain('<script type="module" src="demo.js"></script>');
+      expect(html).toContain('id="start"');
+      const js = await fetch(`${server.url}/demo.js`);
+      expect(js.status).toBe(200);
+      expect(js.headers.get("content-type")).toMatch(/^text\/javascript/);
+      const bundle = await js.text();
+      // The page's bundle, the same bytes as the browser package's demo build.
+      expect(bundle).toBe(
+        await readFile(new URL("../../browser/demo-dist/demo.js", import.meta.url), "utf8"),
+      );
+      expect(bundle).toContain("initialise_webrtc_worker");
+      const css = await fetch(`${server.url}/style.css`);
+      expect(css.status).toBe(200);
+      expect(css.headers.get("content-type")).toMatch(/^text\/css/);
+      // Only the page ships: the e2e harness's test page stays in the browser package.
+      expect((await fetch(`${server.url}/test.html`)).status).toBe(404);
+      // The API still answers next to the page.
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await stopServer(server.child);
+    }
+  });
+
+  it("refuses --demo together with --static-dir: one line, exit 2, never listening", async () => {
+    const r = await runServer(["--port", "0", "--demo", "--static-dir", tmpdir()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "vidrtc-server: --demo and --static-dir cannot be used together: both serve /; give one of them\n",
+    );
+    expect(r.stdout).not.toContain("ready");
+  });
+
+  it("--help documents --demo", async () => {
+    const r = await runServer(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.replace(/\s+/g, " ")).toContain(
+      "--demo serve the demo page shipped with this package at /",
+    );
+  });
+
+  it("the package's tarball contains the demo page", async () => {
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        "npm",
+        ["pack", "--dry-run", "--json", "--ignore-scripts"],
+        { cwd: path.join(import.meta.dirname, ".."), timeout: 60_000 },
+        (error, stdout) => (error ? reject(error) : resolve(stdout)),
+      ),
+    );
+    const [pack] = JSON.parse(out) as [{ files: { path: string; size: number }[] }];
+    const files = new Map(pack.files.map((f) => [f.path, f.size]));
+    for (const f of DEMO_FILES) {
+      expect(files.has(f), `${f} in the tarball`).toBe(true);
+      expect(files.get(f)).toBeGreaterThan(0);
+    }
+    expect([...files.keys()].filter((f) => f.startsWith("demo/")).sort()).toEqual([...DEMO_FILES].sort());
+  }, 60_000);
+});
 
 describe("vidrtc-server --static-dir", () => {
   it("a missing directory fails at startup: one line, exit 2, never listening", async () => {

@@ -4,8 +4,10 @@
  */
 import { constants as fsConstants } from "node:fs";
 import { access, stat } from "node:fs/promises";
+import path from "node:path";
 import { VidrtcError } from "@vidrtc/protocol";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { demoDirectory } from "./demo.js";
 import { isLoopbackHost } from "./http.js";
 import { createConsoleLogger } from "./log.js";
 import { checkFfmpeg } from "./media/probe.js";
@@ -41,6 +43,7 @@ interface CliOptions {
   livenessTimeout: number;
   gzip: boolean;
   staticDir?: string;
+  demo?: boolean;
   verbose?: boolean;
   iceHost?: string[];
   iceInterfaces?: boolean;
@@ -94,7 +97,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       15,
     )
     .option("--no-gzip", "never gzip result messages (the browser SDK v0.1.13 cannot read gzip)")
-    .option("--static-dir <dir>", "serve this directory at / (e.g. the demo page)")
+    .option(
+      "--demo",
+      "serve the demo page shipped with this package at / (open the printed URL in a browser)",
+    )
+    .option("--static-dir <dir>", "serve this directory at / instead (your own pages; not with --demo)")
     .option(
       "--ice-host <address...>",
       "host candidate address(es) for WebRTC (default 127.0.0.1; give a LAN address for other machines)",
@@ -126,10 +133,32 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   const opts = program.opts<CliOptions>();
   const logger = createConsoleLogger({ verbose: opts.verbose ?? false });
 
-  if (opts.staticDir !== undefined) {
-    const problem = await directoryProblem(opts.staticDir);
+  if (opts.demo && opts.staticDir !== undefined) {
+    process.stderr.write(
+      "vidrtc-server: --demo and --static-dir cannot be used together: both serve /; give one of them\n",
+    );
+    process.exitCode = 2;
+    return;
+  }
+  let staticDir = opts.staticDir;
+  if (opts.demo) {
+    staticDir = demoDirectory();
+    const index = path.join(staticDir, "index.html");
+    const problem = await access(index, fsConstants.R_OK).then(
+      () => null,
+      (error: NodeJS.ErrnoException) => error.code ?? String(error),
+    );
     if (problem) {
-      process.stderr.write(`vidrtc-server: --static-dir ${opts.staticDir}: ${problem}\n`);
+      process.stderr.write(
+        `vidrtc-server: --demo: the demo page is missing from this installation (${index}: ${problem}); reinstall @vidrtc/server, or run \`pnpm build\` in a checkout\n`,
+      );
+      process.exitCode = 2;
+      return;
+    }
+  } else if (staticDir !== undefined) {
+    const problem = await directoryProblem(staticDir);
+    if (problem) {
+      process.stderr.write(`vidrtc-server: --static-dir ${staticDir}: ${problem}\n`);
       process.exitCode = 2;
       return;
     }
@@ -155,7 +184,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     livenessTimeoutMs: Math.round(opts.livenessTimeout * 1000),
     gzip: opts.gzip,
     logger,
-    ...(opts.staticDir ? { staticDir: opts.staticDir } : {}),
+    ...(staticDir ? { staticDir } : {}),
     ...(opts.iceHost && opts.iceHost.length > 0 ? { iceHostAddresses: opts.iceHost } : {}),
     ...(opts.iceInterfaces ? { iceUseInterfaceAddresses: true } : {}),
     ...(opts.iceServer && opts.iceServer.length > 0
@@ -188,6 +217,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   process.stdout.write(
     `vidrtc-server ${SERVER_VERSION} ready: ${address.url}  (POST ${address.url}/initialise_webrtc_worker)\n`,
   );
+  if (opts.demo) process.stdout.write(`demo page: ${address.url}/\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
