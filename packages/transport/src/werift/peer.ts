@@ -343,6 +343,7 @@ class WeriftPeerConnection implements WeriftPeer {
   #closed = false;
   #closing: Promise<void> | null = null;
   #iceTransports: readonly unknown[] = [];
+  #earlyDtls: EarlyDtlsFlight | null = null;
 
   constructor(config: WeriftPeerConfig) {
     this.#videoCodecs = config.videoCodecs ?? ["VP8", "H264"];
@@ -513,6 +514,7 @@ class WeriftPeerConnection implements WeriftPeer {
         },
       );
     }
+    this.#earlyDtls ??= keepEarlyDtlsFlight(this.raw);
     try {
       await this.raw.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
     } catch (error) {
@@ -520,6 +522,11 @@ class WeriftPeerConnection implements WeriftPeer {
         cause: error,
       });
     }
+  }
+
+  /** DTLS records that arrived before werift's DTLS server existed and were handed to it (for tests). */
+  get earlyDtlsRecordsReplayed(): number {
+    return this.#earlyDtls?.replayed ?? 0;
   }
 
   onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe {
@@ -533,6 +540,7 @@ class WeriftPeerConnection implements WeriftPeer {
 
   closeAndWait(): Promise<void> {
     if (this.#closing) return this.#closing;
+    this.#earlyDtls?.stop();
     this.#closed = true;
     this.#rejectVideo?.(
       new VidrtcError("CONNECTION_FAILED", "The peer connection closed before any video arrived."),
@@ -698,4 +706,86 @@ export async function closeWerift(pc: RTCPeerConnection, transports: readonly un
       // already closed
     }
   }
+}
+
+/** What {@link keepEarlyDtlsFlight} did, and how to stop it. */
+interface EarlyDtlsFlight {
+  readonly replayed: number;
+  stop(): void;
+}
+
+/** Early DTLS records kept per transport, at most (a ClientHello flight is one to a few). */
+const EARLY_DTLS_LIMIT = 16;
+
+/**
+ * Keeps the DTLS records that reach `pc` before werift has created its DTLS server, and hands them
+ * to that server as soon as it exists.
+ *
+ * Why: werift creates its DTLS endpoint only after its own ICE check has succeeded, and drops
+ * whatever DTLS arrives before. An answerer that is the DTLS client (`a=setup:active`) and a full
+ * ICE agent, like libdatachannel, sends its ClientHello the moment its own check succeeds, which
+ * is usually a few milliseconds earlier; the handshake then waits for its 1 s retransmission
+ * (measured against vidrtc-server on node-datachannel: channels open ~1.1 s after the answer
+ * instead of ~0.15 s). werift's ICE-lite answerer never sends first, so werift to werift is not
+ * affected. Uses werift internals (`dtlsTransports[].iceTransport.connection.onData`, `.dtls`,
+ * `.dtls.transport.socket.onData`); if they change, nothing is kept and the handshake simply
+ * falls back to the retransmission.
+ */
+function keepEarlyDtlsFlight(pc: RTCPeerConnection): EarlyDtlsFlight {
+  let replayed = 0;
+  const stops: (() => void)[] = [];
+  for (const transport of pc.dtlsTransports) {
+    const dtls = transport as unknown as {
+      dtls?: { transport?: { socket?: { onData?: (data: Buffer) => void } } };
+      role?: string;
+      onStateChange?: { subscribe(fn: (state: string) => void): { unSubscribe(): void } };
+      iceTransport?: {
+        connection?: { onData?: { subscribe(fn: (data: Buffer) => void): { unSubscribe(): void } } };
+      };
+    };
+    const onData = dtls.iceTransport?.connection?.onData;
+    const onState = dtls.onStateChange;
+    if (!onData || !onState || dtls.dtls) continue;
+    const kept: Buffer[] = [];
+    // A DTLS record starts with a content type byte in 20..63 (RFC 7983's demultiplexing range).
+    const data = onData.subscribe((buf) => {
+      if (!dtls.dtls && kept.length < EARLY_DTLS_LIMIT && buf.length > 0 && buf[0]! >= 20 && buf[0]! <= 63) {
+        kept.push(Buffer.from(buf));
+      }
+    });
+    const state = onState.subscribe((next) => {
+      if (next !== "connecting") return;
+      stop();
+      // setState("connecting") runs just before the endpoint is built, synchronously: it exists
+      // once this listener has returned.
+      queueMicrotask(() => {
+        const deliver = dtls.dtls?.transport?.socket?.onData;
+        if (dtls.role !== "server" || typeof deliver !== "function") return;
+        for (const record of kept.splice(0)) {
+          try {
+            deliver(record);
+            replayed++;
+          } catch {
+            // the endpoint refused it: the peer's retransmission will do
+          }
+        }
+      });
+    });
+    const stop = () => {
+      data.unSubscribe();
+      state.unSubscribe();
+    };
+    stops.push(() => {
+      stop();
+      kept.length = 0;
+    });
+  }
+  return {
+    get replayed() {
+      return replayed;
+    },
+    stop() {
+      for (const s of stops.splice(0)) s();
+    },
+  };
 }
