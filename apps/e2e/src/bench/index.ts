@@ -8,7 +8,9 @@
  * Default: the upload pipeline benchmark (src/bench/pipeline.ts) and the @vidrtc/node benchmarks
  * (src/bench/node-upload.ts: throughput ratio against bare werift, sender RSS for 1 GiB, setup
  * latency); about 10 minutes on a 2-core machine. `--all` also runs the browser upload benchmark
- * (src/bench/browser-upload.ts, Chromium) and the browser bundle size (src/bench/bundle-size.ts).
+ * (src/bench/browser-upload.ts, Chromium), the network benchmark (src/bench/net.ts, also
+ * `pnpm bench:net`; run it with `netns-run.sh --nic 192.0.2.10/24` to include node-datachannel)
+ * and the browser bundle size (src/bench/bundle-size.ts).
  * `--quick` runs smaller sizes (a smoke test of the commands, not the targets' sizes).
  * Must run inside an isolated network namespace (scripts/netns-run.sh); refuses otherwise.
  */
@@ -63,6 +65,15 @@ const BENCHES: Bench[] = [
     extra: true,
     timeoutMs: 30 * MINUTE,
     about: "@vidrtc/browser in Chromium: throughput vs a bare RTCDataChannel loop",
+  },
+  {
+    name: "net",
+    script: "net.ts",
+    args: [],
+    quickArgs: ["--quick"],
+    extra: true,
+    timeoutMs: 40 * MINUTE,
+    about: "network conditions (pnpm bench:net): results rate vs RTT, 1080p vs ffmpeg, impaired uploads",
   },
   {
     name: "bundle-size",
