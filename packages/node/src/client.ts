@@ -16,10 +16,10 @@ import {
   loadTransport,
   type OfferingPeer,
   type TransportName,
+  type WeriftConnection,
   type WeriftPeer,
   type WeriftPeerConfig,
 } from "@vidrtc/transport";
-import type { RTCPeerConnection } from "werift";
 import { VideoFileSource } from "./file-source.js";
 
 export { DEFAULT_API_URL };
@@ -72,10 +72,11 @@ export class VideoSession extends SessionHandle {
 
   /**
    * The underlying werift peer connection (werift transport only; throws `INVALID_OPTIONS` on
-   * node-datachannel).
-   * @deprecated Exposes werift's own type; use the session's results, progress and `transport`.
+   * node-datachannel), typed as vidrtc's {@link WeriftConnection}: cast to werift's
+   * `RTCPeerConnection` for the rest of werift's API.
+   * @deprecated Tied to werift; use the session's results, progress and `transport`.
    */
-  get peerConnection(): RTCPeerConnection {
+  get peerConnection(): WeriftConnection {
     const raw = (this.peer as Partial<WeriftPeer>).raw;
     if (!raw) {
       throw new VidrtcError("INVALID_OPTIONS", `This session runs on ${this.peer.transport}, not werift.`);

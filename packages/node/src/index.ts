@@ -4,9 +4,14 @@ export type { SessionSummary, UploadProgress, UploadSummary } from "@vidrtc/prot
 export type {
   RecordVideoOptions,
   VideoRecording,
+  WeriftChannel,
+  WeriftConnection,
   WeriftIceOptions,
+  WeriftIceServer,
+  WeriftOptions,
   WeriftPeer,
   WeriftPeerConfig,
+  WeriftTrack,
 } from "@vidrtc/transport";
 export {
   createWeriftPeer,

@@ -45,3 +45,10 @@ export {
   WERIFT_DEFAULT_MAX_MESSAGE_SIZE,
   wrapWeriftChannel,
 } from "./werift/peer.js";
+export type {
+  WeriftChannel,
+  WeriftConnection,
+  WeriftIceServer,
+  WeriftOptions,
+  WeriftTrack,
+} from "./werift/public-types.js";

@@ -1,5 +1,6 @@
 import { VidrtcError } from "@vidrtc/protocol";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { MediaStreamTrack } from "werift";
 import { assertIsolatedNetwork } from "../test-support/netns.js";
 import { channelOpen } from "../test-support/werift-pair.js";
 import { createWeriftAnswerer, weriftAnswererConfig } from "./answerer.js";
@@ -89,7 +90,7 @@ describe("werift answerer", () => {
     expect(await got).toEqual(new Uint8Array([1, 2, 3]));
     expect(channels).toEqual(["video_upload"]);
 
-    const track = await client.videoTrack!;
+    const track = (await client.videoTrack!) as MediaStreamTrack;
     const rtp = new Promise<number>((resolve) =>
       track.onReceiveRtp.subscribe((p) => resolve(p.header.payloadType)),
     );

@@ -27,13 +27,7 @@ import {
   type VideoSenderLike,
   VidrtcError,
 } from "@vidrtc/protocol";
-import {
-  MediaStreamTrack,
-  type RTCDataChannel,
-  RTCPeerConnection,
-  type RTCPeerConnectionConfig,
-  type RTCRtpTransceiver,
-} from "werift";
+import { MediaStreamTrack, type RTCDataChannel, RTCPeerConnection, type RTCRtpTransceiver } from "werift";
 import { hasStunUrl, looksLikeSdp, offerHasVideo, stripMdnsCandidates } from "../sdp.js";
 import { ChannelHandover } from "../shared.js";
 import type { AnswererConfig } from "../types.js";
@@ -45,10 +39,11 @@ import {
   snapshotIceTransports,
   wrapWeriftChannel,
 } from "./peer.js";
+import type { WeriftOptions } from "./public-types.js";
 
 /** Builds werift's configuration for an answering peer (exported for tests). */
-export function weriftAnswererConfig(config: AnswererConfig = {}): RTCPeerConnectionConfig {
-  const servers: NonNullable<RTCPeerConnectionConfig["iceServers"]> = (config.iceServers ?? []).map((s) => ({
+export function weriftAnswererConfig(config: AnswererConfig = {}): WeriftOptions {
+  const servers: NonNullable<WeriftOptions["iceServers"]> = (config.iceServers ?? []).map((s) => ({
     urls: Array.isArray(s.urls) ? [...s.urls] : (s.urls as string),
     ...(s.username === undefined ? {} : { username: s.username }),
     ...(s.credential === undefined ? {} : { credential: s.credential }),
@@ -59,7 +54,7 @@ export function weriftAnswererConfig(config: AnswererConfig = {}): RTCPeerConnec
   const hosts = loopbackOnly ? ["127.0.0.1"] : [...new Set(config.hostAddresses ?? ["127.0.0.1"])];
   const useInterfaces = !loopbackOnly && (config.useInterfaceAddresses ?? false);
   const single = hosts.length === 1 && !useInterfaces ? hosts[0] : undefined;
-  const out: RTCPeerConnectionConfig = {
+  const out: WeriftOptions = {
     iceLite: config.iceLite ?? !(config.iceServers && config.iceServers.length > 0),
     iceServers: servers,
     iceAdditionalHostAddresses: hosts,

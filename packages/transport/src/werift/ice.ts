@@ -30,15 +30,15 @@
  *   `.local`. Browsers advertise such candidates; werift and aiortc peers do not.
  */
 import type { IceServerLike } from "@vidrtc/protocol";
-import type { PeerConfig } from "werift";
 import { hasStunUrl } from "../sdp.js";
+import type { WeriftOptions } from "./public-types.js";
 
 /** STUN URL used as an "off switch" for werift's built-in public STUN fallback (see module docs). */
 export const NO_STUN_SERVER = "stun:[::1]:9";
 
 /** The werift options that {@link loopbackIceOptions} and {@link defaultIceOptions} set. */
 export type WeriftIceOptions = Pick<
-  PeerConfig,
+  WeriftOptions,
   | "iceServers"
   | "iceUseIpv4"
   | "iceUseIpv6"

@@ -1,6 +1,7 @@
 import { createSocket } from "node:dgram";
 import { VidrtcError } from "@vidrtc/protocol";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { RTCPeerConnection } from "werift";
 import { assertIsolatedNetwork } from "../test-support/netns.js";
 import { channelOpen, createPair, nextEvent, type WeriftPair } from "../test-support/werift-pair.js";
 import { loopbackIceOptions, loopbackPeerOptions, sdpCandidates } from "./ice.js";
@@ -266,7 +267,7 @@ describe("createWeriftPeer", () => {
 
   it("enlarges werift's UDP socket buffers after gathering", async () => {
     pair = await createPair({ labels: ["s"], client: { socketBufferBytes: 1024 * 1024 } });
-    const sockets = pair.client.raw.iceTransports.flatMap((t) =>
+    const sockets = (pair.client.raw as RTCPeerConnection).iceTransports.flatMap((t) =>
       (
         (t.connection as unknown as { protocols: { transport?: { socket?: import("node:dgram").Socket } }[] })
           .protocols ?? []

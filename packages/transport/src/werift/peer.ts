@@ -64,6 +64,7 @@ import { hasStunUrl } from "../sdp.js";
 import { assertMessageFits, cannotSendError, recordingStop } from "../shared.js";
 import type { OfferingPeer, RecordVideoOptions, TransportName, VideoRecording } from "../types.js";
 import { defaultIceOptions, NO_STUN_SERVER } from "./ice.js";
+import type { WeriftChannel, WeriftConnection, WeriftOptions, WeriftTrack } from "./public-types.js";
 import { fixWebmVideoSize } from "./webm-size.js";
 
 /** werift's default for a peer that does not advertise `a=max-message-size`. */
@@ -235,7 +236,7 @@ class WeriftDataChannel implements DataChannelLike {
  * handled. Binary messages are sent and received without copying: never reuse a sent buffer.
  */
 export function wrapWeriftChannel(
-  dc: RTCDataChannel,
+  dc: WeriftChannel,
   options: WrapWeriftChannelOptions = {},
 ): DataChannelLike {
   if (options.maxMessageSize !== undefined && !(options.maxMessageSize > 0)) {
@@ -244,7 +245,7 @@ export function wrapWeriftChannel(
       `maxMessageSize must be positive, got ${options.maxMessageSize}.`,
     );
   }
-  return new WeriftDataChannel(dc, options);
+  return new WeriftDataChannel(dc as RTCDataChannel, options);
 }
 
 /** Video codecs the receiver can offer. */
@@ -263,7 +264,7 @@ export interface WeriftPeerConfig {
    * If their `iceServers` list has no STUN URL, the no-STUN sentinel is still added, so that werift
    * never falls back to Google's public STUN server.
    */
-  werift?: Partial<RTCPeerConnectionConfig>;
+  werift?: WeriftOptions;
   /** Codecs offered by `addVideoReceiver()`, in order of preference. Default `["VP8", "H264"]`. */
   videoCodecs?: readonly WeriftVideoCodec[];
   /**
@@ -285,10 +286,10 @@ export interface WeriftPeerConfig {
  * high-water mark). The kernel caps the value at `net.core.rmem_max`/`wmem_max`, so asking for
  * more does no harm. The receiver of an upload (the server) benefits most.
  */
-export function setWeriftSocketBuffers(pc: RTCPeerConnection, bytes: number): number {
+export function setWeriftSocketBuffers(pc: WeriftConnection, bytes: number): number {
   if (!(bytes > 0)) return 0;
   let changed = 0;
-  for (const transport of pc.iceTransports) {
+  for (const transport of (pc as RTCPeerConnection).iceTransports) {
     const protocols = (transport.connection as unknown as { protocols?: unknown }).protocols;
     if (!Array.isArray(protocols)) continue;
     for (const protocol of protocols) {
@@ -315,13 +316,13 @@ export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** A `PeerConnectionLike` over werift, with the underlying connection and received video track. */
 export interface WeriftPeer extends OfferingPeer {
-  /** The werift connection, for stats and advanced use. */
-  readonly raw: RTCPeerConnection;
+  /** The werift connection, for stats and advanced use (see {@link WeriftConnection}). */
+  readonly raw: WeriftConnection;
   /**
    * `null` until `addVideoReceiver()` is called. Then a promise for the first remote video track.
    * It rejects with `CONNECTION_FAILED` if the peer is closed first.
    */
-  readonly videoTrack: Promise<MediaStreamTrack> | null;
+  readonly videoTrack: Promise<WeriftTrack> | null;
 }
 
 function codecParameters(codecs: readonly WeriftVideoCodec[]): RTCRtpCodecParameters[] {
@@ -629,7 +630,7 @@ export type { RecordVideoOptions, VideoRecording } from "../types.js";
  * `.webm`; an existing file is replaced.
  */
 export function recordVideoToWebm(
-  track: MediaStreamTrack,
+  track: WeriftTrack,
   path: string,
   options: RecordVideoOptions = {},
 ): VideoRecording {
@@ -640,7 +641,7 @@ export function recordVideoToWebm(
   throwIfAborted(options.signal, "recording");
   const recorder = new MediaRecorder({
     path,
-    tracks: [track],
+    tracks: [track as MediaStreamTrack],
     numOfTracks: 1,
     disableLipSync: true,
     disableNtp: true,
@@ -682,8 +683,8 @@ interface StoppableTransport {
  * them, so `pc.close()` would leave their UDP sockets (and consent timers) open and the process
  * could not exit (found with a video receiver plus data channels: one socket left per session).
  */
-export function snapshotIceTransports(pc: RTCPeerConnection): readonly unknown[] {
-  return [...pc.iceTransports];
+export function snapshotIceTransports(pc: WeriftConnection): readonly unknown[] {
+  return [...(pc as RTCPeerConnection).iceTransports];
 }
 
 /**
@@ -691,7 +692,7 @@ export function snapshotIceTransports(pc: RTCPeerConnection): readonly unknown[]
  * {@link snapshotIceTransports}), and resolves once their sockets are released. Closing is best
  * effort: werift may fail on transports that never started, which is not an error here.
  */
-export async function closeWerift(pc: RTCPeerConnection, transports: readonly unknown[] = []): Promise<void> {
+export async function closeWerift(pc: WeriftConnection, transports: readonly unknown[] = []): Promise<void> {
   try {
     await pc.close();
   } catch {

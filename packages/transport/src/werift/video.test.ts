@@ -77,7 +77,7 @@ describe.skipIf(!hasFfmpeg())("video track and recordVideoToWebm", () => {
     const path = join(dir, "out.webm");
     try {
       const track = await Promise.race([
-        pair.client.videoTrack!,
+        pair.client.videoTrack! as Promise<MediaStreamTrack>,
         new Promise<never>((_, reject) =>
           setTimeout(() => reject(new Error("no video track in 5 s")), 5_000),
         ),
