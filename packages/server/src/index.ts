@@ -33,7 +33,16 @@ export {
 export type { SessionEvent, SessionState } from "./session/index.js";
 export {
   BUILTIN_WORKFLOWS,
+  defineWorkflow,
+  type EngineFrame,
+  type ParameterIssue,
+  type ParameterSchema,
+  type ParameterSpec,
   resolveWorkflow,
+  type Workflow,
   type WorkflowDefinition,
+  type WorkflowFrameOutput,
+  type WorkflowInstance,
   type WorkflowOutputSpec,
+  WorkflowRegistry,
 } from "./workflows/index.js";

@@ -41,12 +41,13 @@ import {
   jsonErrorDetail,
   type RequestIceServer,
   resolveStreamOutput,
+  type ValidationIssue,
   validateInitialiseRequest,
 } from "./request.js";
 import { Session, type SessionEvent } from "./session/index.js";
 import { DEFAULT_LIVENESS_TIMEOUT_MS } from "./session/liveness.js";
-import { normalizeParameters, ParameterError } from "./workflows/engine.js";
-import { resolveWorkflow, type WorkflowDefinition } from "./workflows/index.js";
+import { type WorkflowDefinition, WorkflowRegistry } from "./workflows/index.js";
+import { ParameterError } from "./workflows/workflow.js";
 
 /** Version reported by `/healthz` (this package's version). */
 export const SERVER_VERSION: string = (() => {
@@ -133,6 +134,11 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Serve this directory's files at `/` (demo page). */
   staticDir?: string;
+  /**
+   * The workflows this server runs (default: the built-ins). Start from
+   * `WorkflowRegistry.withBuiltins()` and `register()` your own; see the README's "Adding a workflow".
+   */
+  workflows?: WorkflowRegistry;
   ffmpegPath?: string;
   ffprobePath?: string;
   /** Where log lines go (default: stderr, one line per session event). */
@@ -304,6 +310,32 @@ export function buildAnswererConfig(
   };
 }
 
+/**
+ * The invalid parameter of a 400 as a FastAPI-style issue: `loc` points into `workflows_parameters` when
+ * the value came from there, else into the specification.
+ */
+function parameterIssue(
+  error: unknown,
+  requestParameters: Record<string, unknown> | null,
+): ValidationIssue | null {
+  const cause = error instanceof ParameterError ? error : (error as { cause?: unknown } | null)?.cause;
+  const issue = cause instanceof ParameterError ? cause.issue : undefined;
+  if (!issue) return null;
+  const fromRequest = requestParameters !== null && Object.hasOwn(requestParameters, issue.parameter);
+  return {
+    type: issue.type,
+    loc: [
+      "body",
+      "workflow_configuration",
+      ...(fromRequest ? ["workflows_parameters"] : ["workflow_specification"]),
+      issue.parameter,
+    ],
+    msg: issue.msg,
+    input: issue.input,
+    ...(issue.ctx ? { ctx: issue.ctx } : {}),
+  };
+}
+
 function outputNames(workflow: WorkflowDefinition): { all: string[]; images: string[] } {
   return {
     all: workflow.outputs.map((o) => o.name),
@@ -321,6 +353,10 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       `transport must be one of ${SERVER_TRANSPORT_NAMES.map((n) => `"${n}"`).join(", ")}, got ${JSON.stringify(options.transport)}.`,
     );
   }
+  if (options.workflows !== undefined && !(options.workflows instanceof WorkflowRegistry)) {
+    throw new VidrtcError("INVALID_OPTIONS", "workflows must be a WorkflowRegistry.");
+  }
+  const workflows = options.workflows ?? WorkflowRegistry.withBuiltins();
   const r: Resolved = {
     host: options.host ?? "127.0.0.1",
     port: positive("port", options.port, 9001, true),
@@ -426,9 +462,9 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
     const request = parsed.request;
     let workflow: WorkflowDefinition;
     try {
-      workflow = resolveWorkflow(request.workflowConfiguration);
+      workflow = workflows.resolve(request.workflowConfiguration);
       // workflows_parameters override the specification's; check them now rather than mid-session.
-      normalizeParameters(workflow.id, {
+      workflows.normalizeParameters(workflow.id, {
         ...workflow.parameters,
         ...request.workflowConfiguration.workflows_parameters,
       });
@@ -437,7 +473,12 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
       if (VidrtcError.hasCode(error, "NOT_FOUND"))
         errorBody(res, 404, message, "RoboflowAPINotNotFoundError");
       else if (VidrtcError.isInstance(error) || error instanceof ParameterError) {
-        errorBody(res, 400, message, "WorkflowSyntaxError");
+        const issue = parameterIssue(error, request.workflowConfiguration.workflows_parameters);
+        reply(res, 400, {
+          message,
+          error_type: "WorkflowSyntaxError",
+          ...(issue ? { detail: [issue] } : {}),
+        });
       } else throw error;
       return;
     }
@@ -478,6 +519,7 @@ export function createServer(options: ServerOptions = {}): VidrtcServer {
           id,
           request,
           workflow,
+          workflows,
           tempRoot,
           peer: transport.createAnswerer(buildAnswererConfig(options, request.iceServers)),
           maxUploadBytes: r.maxUploadBytes,

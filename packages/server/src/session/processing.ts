@@ -9,7 +9,12 @@ import type { ServerLogger } from "../log.js";
 import { type DecodedFrame, decodeVideo } from "../media/decode.js";
 import { probeVideo, type VideoInfo } from "../media/probe.js";
 import { Vp8RtpEncoder } from "../media/vp8-out.js";
-import { type FrameResult, type WorkflowDefinition, WorkflowRunner } from "../workflows/index.js";
+import {
+  type FrameResult,
+  type WorkflowDefinition,
+  type WorkflowRegistry,
+  WorkflowRunner,
+} from "../workflows/index.js";
 import type { ResultSender } from "./results.js";
 
 /** time_base reported in video_metadata (pts are in these units). */
@@ -26,6 +31,8 @@ export interface ProcessingOptions {
   sessionId: string;
   file: string;
   workflow: WorkflowDefinition;
+  /** The registry `workflow` was resolved from (default: the built-ins). */
+  workflows?: WorkflowRegistry;
   parameters: Record<string, unknown>;
   realtime: boolean;
   gzip: boolean;
@@ -151,7 +158,10 @@ export class FrameProcessor {
       o.log.debug(
         `probed: ${info.width}x${info.height} ${info.fps} fps rotation=${info.rotation} frames=${info.frameCount ?? "?"} codec=${info.codec}`,
       );
-      runner = new WorkflowRunner(o.workflow, { parameters: o.parameters });
+      runner = new WorkflowRunner(o.workflow, {
+        parameters: o.parameters,
+        ...(o.workflows ? { registry: o.workflows } : {}),
+      });
       frames = decodeVideo(o.file, info, { signal, ...(o.ffmpegPath ? { ffmpegPath: o.ffmpegPath } : {}) });
       const maxLagMs = Math.max(1000, info.fps > 0 ? (30 * 1000) / info.fps : 0);
       let anchor: { wall: number; pts: number } | null = null;

@@ -17,7 +17,7 @@ import {
 } from "@vidrtc/protocol";
 import type { ServerLogger } from "../log.js";
 import type { InitialiseRequest } from "../request.js";
-import type { WorkflowDefinition } from "../workflows/index.js";
+import type { WorkflowDefinition, WorkflowRegistry } from "../workflows/index.js";
 import { Lifecycle, type SessionState } from "./lifecycle.js";
 import { DEFAULT_LIVENESS_TIMEOUT_MS, LivenessWatchdog } from "./liveness.js";
 import { FrameProcessor, StopProcessing } from "./processing.js";
@@ -49,6 +49,8 @@ export interface SessionOptions {
   id: string;
   request: InitialiseRequest;
   workflow: WorkflowDefinition;
+  /** The registry `workflow` was resolved from (default: the built-ins). */
+  workflows?: WorkflowRegistry;
   /** Directory under which the session creates its own temp directory. */
   tempRoot: string;
   /** The answering peer, fresh (the session calls `answer()` once and closes it). */
@@ -321,6 +323,7 @@ export class Session {
       sessionId: this.id,
       file: this.#file as string,
       workflow: o.workflow,
+      ...(o.workflows ? { workflows: o.workflows } : {}),
       parameters: o.request.workflowConfiguration.workflows_parameters ?? {},
       realtime: o.request.realtime,
       gzip: o.gzip,

@@ -4,7 +4,7 @@
  * start `./worker.js` without tsx.
  */
 import { execFile } from "node:child_process";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -19,11 +19,18 @@ describe("WorkflowRunner from compiled JavaScript", () => {
     // Inside the package's node_modules/.cache so bare imports (@vidrtc/protocol, jpeg-js) resolve as in dist.
     const out = join(packageRoot, "node_modules", ".cache", `vidrtc-dist-test-${process.pid}-${Date.now()}`);
     try {
-      for (const name of ["index", "engine", "worker", "jpeg"]) {
-        const source = await readFile(join(here, `${name}.ts`), "utf8");
+      // Every module of the folder (the built-ins live in builtin/), as the build emits them.
+      const entries = await readdir(here, { recursive: true });
+      const modules = entries.filter(
+        (name) => name.endsWith(".ts") && !name.endsWith(".test.ts") && !name.includes("test-support"),
+      );
+      expect(modules).toEqual(expect.arrayContaining(["index.ts", "worker.ts", "registry.ts"]));
+      for (const name of modules) {
+        const source = await readFile(join(here, name), "utf8");
         const { code } = await transform(source, { loader: "ts", format: "esm", target: "node20" });
-        await mkdir(join(out, "workflows"), { recursive: true });
-        await writeFile(join(out, "workflows", `${name}.js`), code);
+        const target = join(out, "workflows", name.replace(/\.ts$/, ".js"));
+        await mkdir(dirname(target), { recursive: true });
+        await writeFile(target, code);
       }
       const script = `
         import { WorkflowRunner, resolveWorkflow } from ${JSON.stringify(join(out, "workflows", "index.js"))};

@@ -1,15 +1,7 @@
 /**
- * Built-in workflows of the local server, how a request names one, and the worker-thread runner.
- *
- * A request selects a workflow either by id (`workflow_id`, any `workspace_name`) or inline with
- * `workflow_specification`, in one of two forms:
- *
- * - `{ "version": "1.0", "builtin": "motion", "parameters": { "threshold": 30 } }`
- * - Roboflow-like, exactly one step: `{ "version": "1.0", "steps": [{ "type": "vidrtc/motion@v1",
- *   "name": "m", "threshold": 30 }] }` — the step's `type` (or `kind`) is `vidrtc/<id>@v1`,
- *   `vidrtc/<id>` or `<id>`; its other fields (except `name`) are parameters, as is a `parameters` object.
- *
- * The specification may also be given as a JSON string. When both are present the specification wins.
+ * The workflows of the local server as requests see them, and the worker-thread runner.
+ * Workflows are one file each (`builtin/`), listed in a {@link WorkflowRegistry} (`registry.ts`), which
+ * also resolves what a request names (see there for the `workflow_specification` forms).
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -17,182 +9,44 @@ import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { VidrtcError } from "@vidrtc/protocol";
 import type { DecodedFrame } from "../media/decode.js";
-import { type EngineResult, normalizeParameters, ParameterError } from "./engine.js";
+import { BUILTIN_REGISTRY, isBuiltinWorkflow, type WorkflowRegistry } from "./registry.js";
 import type { WorkflowWorkerData, WorkflowWorkerRequest } from "./worker.js";
+import type { EngineResult, WorkflowDefinition } from "./workflow.js";
 
-/** One output of a workflow: `data` outputs are JSON values, `image` outputs are frames. */
-export interface WorkflowOutputSpec {
-  name: string;
-  kind: "data" | "image";
-}
-
-/** A built-in workflow (and, when resolved from a request, the parameters the request's specification set). */
-export interface WorkflowDefinition {
-  id: string;
-  description: string;
-  outputs: WorkflowOutputSpec[];
-  /** Parameters from an inline specification; {@link WorkflowRunner}'s own `parameters` override them. */
-  parameters?: Record<string, unknown>;
-}
+export { type RegistryEntry, WorkflowRegistry } from "./registry.js";
+export {
+  defineWorkflow,
+  type EngineFrame,
+  type ParameterIssue,
+  type ParameterSchema,
+  type ParameterSpec,
+  type Workflow,
+  type WorkflowDefinition,
+  type WorkflowFrameOutput,
+  type WorkflowInstance,
+  type WorkflowOutputSpec,
+} from "./workflow.js";
 
 /** The workflows this server runs. */
-export const BUILTIN_WORKFLOWS: readonly WorkflowDefinition[] = Object.freeze([
-  Object.freeze({
-    id: "frame-stats",
-    description:
-      "Per-frame statistics: brightness (mean luma 0-255), contrast (luma standard deviation), size and mean RGB.",
-    outputs: Object.freeze([{ name: "stats", kind: "data" }]) as WorkflowOutputSpec[],
-  }),
-  Object.freeze({
-    id: "delay",
-    description:
-      "A stand-in for a model with a fixed cost: waits `ms` milliseconds per frame in the worker " +
-      "(default 5, without using the CPU) and returns the frame number and the time waited. For " +
-      "benchmarks and tests of latency and pacing. Parameters: ms.",
-    outputs: Object.freeze([{ name: "delay", kind: "data" }]) as WorkflowOutputSpec[],
-  }),
-  Object.freeze({
-    id: "motion",
-    description:
-      "Motion detection by frame differencing: Roboflow-style boxes of moving regions, the fraction of " +
-      "changed pixels, and the frame with the boxes drawn. Parameters: threshold, cell_size, " +
-      "min_cell_fraction, min_area, merge_distance, max_detections, line_width.",
-    outputs: Object.freeze([
-      { name: "predictions", kind: "data" },
-      { name: "motion_score", kind: "data" },
-      { name: "annotated", kind: "image" },
-    ]) as WorkflowOutputSpec[],
-  }),
-]);
-
-function builtinList(): string {
-  return BUILTIN_WORKFLOWS.map((w) => `"${w.id}"`).join(", ");
-}
-
-function findBuiltin(id: string): WorkflowDefinition | undefined {
-  return BUILTIN_WORKFLOWS.find((w) => w.id === id);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function withParameters(def: WorkflowDefinition, parameters: Record<string, unknown>): WorkflowDefinition {
-  const copy: WorkflowDefinition = {
-    id: def.id,
-    description: def.description,
-    outputs: def.outputs.map((o) => ({ ...o })),
-  };
-  if (Object.keys(parameters).length > 0) copy.parameters = parameters;
-  return copy;
-}
-
-function badSpec(reason: string): VidrtcError {
-  return new VidrtcError(
-    "BAD_REQUEST",
-    `Unsupported workflow_specification: ${reason}. This server runs only its built-in workflows (${builtinList()}); ` +
-      'name one with {"builtin": "<id>"} or {"steps": [{"type": "vidrtc/<id>@v1"}]}.',
-  );
-}
-
-function stepTypeToId(type: string): string | undefined {
-  const m = /^(?:vidrtc\/)?([a-z0-9][a-z0-9-]*)(?:@v\d+)?$/i.exec(type.trim());
-  const id = m?.[1]?.toLowerCase();
-  return id !== undefined && findBuiltin(id) ? id : undefined;
-}
-
-function resolveSpecification(spec: unknown): WorkflowDefinition {
-  let value = spec;
-  if (typeof value === "string") {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      throw badSpec("it is a string that is not JSON");
-    }
-  }
-  if (!isRecord(value)) throw badSpec("it must be a JSON object");
-  const topParameters = value.parameters;
-  if (topParameters !== undefined && !isRecord(topParameters))
-    throw badSpec('"parameters" must be an object');
-  if (value.builtin !== undefined) {
-    if (typeof value.builtin !== "string") throw badSpec('"builtin" must be a string');
-    const def = findBuiltin(value.builtin) ?? findBuiltin(stepTypeToId(value.builtin) ?? "");
-    if (!def) throw badSpec(`"builtin" names an unknown workflow "${value.builtin}"`);
-    return withParameters(def, { ...(topParameters ?? {}) });
-  }
-  if (Array.isArray(value.steps)) {
-    if (value.steps.length !== 1)
-      throw badSpec(`it must have exactly one step (it has ${value.steps.length})`);
-    const step = value.steps[0];
-    if (!isRecord(step)) throw badSpec("its step must be an object");
-    const type = step.type ?? step.kind;
-    if (typeof type !== "string") throw badSpec('its step has no "type"');
-    const id = stepTypeToId(type);
-    if (id === undefined) throw badSpec(`step type "${type}" is not a built-in workflow`);
-    const stepParameters: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(step)) {
-      if (k === "type" || k === "kind" || k === "name" || k === "parameters") continue;
-      stepParameters[k] = v;
-    }
-    if (step.parameters !== undefined && !isRecord(step.parameters)) {
-      throw badSpec('the step\'s "parameters" must be an object');
-    }
-    return withParameters(findBuiltin(id)!, {
-      ...(topParameters ?? {}),
-      ...stepParameters,
-      ...((step.parameters as Record<string, unknown> | undefined) ?? {}),
-    });
-  }
-  throw badSpec('it names no built-in workflow (expected "builtin" or "steps")');
-}
+export const BUILTIN_WORKFLOWS: readonly WorkflowDefinition[] = Object.freeze(
+  BUILTIN_REGISTRY.definitions().map((def) =>
+    Object.freeze({ ...def, outputs: Object.freeze(def.outputs) as WorkflowDefinition["outputs"] }),
+  ),
+);
 
 /**
- * Picks the workflow a request asks for. `workflow_specification` (object or JSON string) takes precedence
- * over `workflow_id`; `workspace_name` is accepted and ignored. Throws `VidrtcError`: `NOT_FOUND` for an
- * unknown id (the message lists the built-ins), `BAD_REQUEST` for a specification that doesn't name a
- * built-in, or when neither is given. Parameters in the specification are validated here.
+ * Picks the workflow a request asks for, from `registry` (default: the built-ins); see
+ * {@link WorkflowRegistry.resolve}. Throws `VidrtcError` (`NOT_FOUND`, `BAD_REQUEST`).
  */
-export function resolveWorkflow(config: {
-  workflow_id?: string | null;
-  workspace_name?: string | null;
-  workflow_specification?: unknown;
-}): WorkflowDefinition {
-  let def: WorkflowDefinition;
-  if (config.workflow_specification !== undefined && config.workflow_specification !== null) {
-    def = resolveSpecification(config.workflow_specification);
-  } else if (typeof config.workflow_id === "string" && config.workflow_id.trim() !== "") {
-    const found = findBuiltin(config.workflow_id.trim());
-    if (!found) {
-      throw new VidrtcError(
-        "NOT_FOUND",
-        `Workflow "${config.workflow_id}" was not found. This server's built-in workflows are ${builtinList()}.`,
-        {
-          status: 404,
-          details: { workflowId: config.workflow_id, builtins: BUILTIN_WORKFLOWS.map((w) => w.id) },
-        },
-      );
-    }
-    def = withParameters(found, {});
-  } else {
-    throw new VidrtcError(
-      "BAD_REQUEST",
-      `The request names no workflow: set workflow_id to one of ${builtinList()}, or send a workflow_specification.`,
-      { status: 400 },
-    );
-  }
-  if (def.parameters) checkParameters(def.id, def.parameters);
-  return def;
-}
-
-function checkParameters(id: string, parameters: Record<string, unknown>): Record<string, number> {
-  try {
-    return normalizeParameters(id, parameters);
-  } catch (error) {
-    if (error instanceof ParameterError) {
-      throw new VidrtcError("BAD_REQUEST", error.message, { status: 400, cause: error });
-    }
-    throw error;
-  }
+export function resolveWorkflow(
+  config: {
+    workflow_id?: string | null;
+    workspace_name?: string | null;
+    workflow_specification?: unknown;
+  },
+  registry: WorkflowRegistry = BUILTIN_REGISTRY,
+): WorkflowDefinition {
+  return registry.resolve(config);
 }
 
 /** The outputs of one frame: JSON data outputs, and the image outputs that were asked for. */
@@ -309,18 +163,31 @@ export class WorkflowRunner {
 
   /**
    * Starts the worker. Throws `BAD_REQUEST` for invalid parameters (merged over `def.parameters`) and
-   * `NOT_FOUND` for a workflow id that isn't built in.
+   * `NOT_FOUND` for a workflow id that isn't in `options.registry` (default: the built-ins).
    */
-  constructor(def: WorkflowDefinition, options: { parameters?: Record<string, unknown> } = {}) {
-    if (!findBuiltin(def.id)) {
+  constructor(
+    def: WorkflowDefinition,
+    options: { parameters?: Record<string, unknown>; registry?: WorkflowRegistry } = {},
+  ) {
+    const registry = options.registry ?? BUILTIN_REGISTRY;
+    const entry = registry.entry(def.id);
+    if (!entry) {
       throw new VidrtcError(
         "NOT_FOUND",
-        `Workflow "${def.id}" is not built in (built-ins: ${builtinList()}).`,
+        `Workflow "${def.id}" is not built in (built-ins: ${registry
+          .ids()
+          .map((id) => `"${id}"`)
+          .join(", ")}).`,
       );
     }
-    const parameters = checkParameters(def.id, { ...(def.parameters ?? {}), ...(options.parameters ?? {}) });
+    const parameters = registry.checkParameters(def.id, {
+      ...(def.parameters ?? {}),
+      ...(options.parameters ?? {}),
+    });
     this.definition = def;
-    this.worker = startWorker({ workflowId: def.id, parameters });
+    const data: WorkflowWorkerData = { workflowId: def.id, parameters };
+    if (entry.module !== undefined && !isBuiltinWorkflow(entry.workflow)) data.module = entry.module;
+    this.worker = startWorker(data);
     this.worker.unref();
     let markReady: () => void = () => {};
     this.ready = new Promise<void>((resolve) => {
