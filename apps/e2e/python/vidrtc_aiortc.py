@@ -130,6 +130,7 @@ async def upload(args):
         frame_ids.append(frame_id)
         inference.send(json.dumps({"ack": frame_id}))
 
+    t_offer = time.monotonic()  # like stream(): offer creation and gathering count as setup
     await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers completely here
     body = {
         "workflow_configuration": {
@@ -160,7 +161,16 @@ async def upload(args):
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
     await asyncio.wait_for(opened.wait(), 30)
     first_chunk_s = None
+    setup_s = None
     cpu0, t0, rss0 = cpu_ms(), time.monotonic(), rss_mib()
+    rss_peak = [rss0]
+
+    async def _sample_rss():
+        while True:
+            rss_peak[0] = max(rss_peak[0], rss_mib())
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.ensure_future(_sample_rss())
     with open(args.file, "rb") as f:
         for index in range(total):
             while video.bufferedAmount > BUFFER_LIMIT:
@@ -170,10 +180,13 @@ async def upload(args):
             video.send(UPLOAD_HEADER.pack(index, total) + f.read(CHUNK))
             if first_chunk_s is None:
                 first_chunk_s = time.monotonic() - t_setup
+                setup_s = time.monotonic() - t_offer
     while video.bufferedAmount > 0 and not done.done():
         await asyncio.sleep(POLL_S)
     sent_s = time.monotonic() - t0
     send_cpu = cpu_ms() - cpu0
+    sampler.cancel()
+    rss_peak[0] = max(rss_peak[0], rss_mib())
     complete = await asyncio.wait_for(done, args.timeout)
     await pc.close()
     mib = size / (1024 * 1024)
@@ -192,10 +205,12 @@ async def upload(args):
                 "terminationReason": complete.get("termination_reason"),
                 "errors": sum(len(r.get("errors") or []) for r in results) + len(complete.get("errors") or []),
                 "firstChunkSeconds": first_chunk_s,
+                "setupSeconds": setup_s,
                 "uploadSeconds": sent_s,
                 "mibPerSecond": mib / sent_s if sent_s > 0 else None,
                 "cpuMsPerMiB": send_cpu / mib,
                 "rssGrowthMiB": rss_mib() - rss0,
+                "rssPeakGrowthMiB": rss_peak[0] - rss0,
                 "firstResult": results[0] if results else None,
             }
         ),

@@ -9,8 +9,11 @@
  * (src/bench/node-upload.ts: throughput ratio against bare werift, sender RSS for 1 GiB, setup
  * latency); about 10 minutes on a 2-core machine. `--all` also runs the browser upload benchmark
  * (src/bench/browser-upload.ts, Chromium), the network benchmark (src/bench/net.ts, also
- * `pnpm bench:net`; run it with `netns-run.sh --nic 192.0.2.10/24` to include node-datachannel)
- * and the browser bundle size (src/bench/bundle-size.ts).
+ * `pnpm bench:net`; run it with `netns-run.sh --nic 192.0.2.10/24` to include node-datachannel),
+ * the transport table (src/bench/transport.ts: werift, node-datachannel and aiortc uploads and
+ * their ratios; it needs that fake NIC too, so run the suite as
+ * `bash scripts/netns-run.sh --nic 192.0.2.10/24 pnpm bench --all`) and the browser bundle size
+ * (src/bench/bundle-size.ts).
  * `--quick` runs smaller sizes (a smoke test of the commands, not the targets' sizes).
  * Must run inside an isolated network namespace (scripts/netns-run.sh); refuses otherwise.
  */
@@ -74,6 +77,15 @@ const BENCHES: Bench[] = [
     extra: true,
     timeoutMs: 40 * MINUTE,
     about: "network conditions (pnpm bench:net): results rate vs RTT, 1080p vs ffmpeg, impaired uploads",
+  },
+  {
+    name: "transport",
+    script: "transport.ts",
+    args: [],
+    quickArgs: ["--quick"],
+    extra: true,
+    timeoutMs: 40 * MINUTE,
+    about: "WebRTC stacks: werift vs node-datachannel vs aiortc, one table (needs --nic 192.0.2.10/24)",
   },
   {
     name: "bundle-size",

@@ -53,10 +53,10 @@
  *   to werift's `flush` event after every transmit round, so the CPU per message grows with the
  *   queue depth: ~120 ms/MiB at 256 KiB-1 MiB, ~150 at 2 MiB, ~190 at 4 MiB.
  */
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { fork } from "node:child_process";
 import { createReadStream, readFileSync } from "node:fs";
-import { mkdtemp, open, rm } from "node:fs/promises";
-import { loadavg, release, tmpdir } from "node:os";
+import { open } from "node:fs/promises";
+import { loadavg, release } from "node:os";
 import { dirname, join } from "node:path";
 import { PerformanceObserver } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -77,10 +77,12 @@ import {
   UPLOAD_CHUNK_SIZE,
   UPLOAD_HEADER_SIZE,
 } from "@vidrtc/protocol";
-import { createServer, type SessionEvent } from "@vidrtc/server";
+import type { SessionEvent } from "@vidrtc/server";
 import { type RTCDataChannel, RTCPeerConnection, type RTCPeerConnectionConfig } from "werift";
+import { type ServerChild, startServerChild, wallNow } from "../support/bench-server.js";
 import { largeVideo, tinyVideo } from "../support/fixtures.js";
 import { assertIsolatedNetwork } from "../support/netns.js";
+import { procCpuMs, procMemory } from "../support/proc-stats.js";
 
 const MiB = 1024 * 1024;
 const TARGET_RATIO = 0.95;
@@ -91,11 +93,8 @@ const RSS_SAMPLE_MS = 50;
 const SOCKET_BUFFER_BYTES = 4 * MiB;
 /** The workflow both clients ask for: cheap on the padded MP4 (30 small frames). */
 const WORKFLOW = "frame-stats";
-const SERVER_FLAG = "--as-server";
 const RSS_CLIENT_FLAG = "--as-rss-client";
 
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
-const wallNow = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -209,38 +208,6 @@ function gcTimeMs(): number {
   return gcMs;
 }
 
-let clockTicks = 0;
-/** CPU time (user + system) a process has used so far, in ms; NaN when unreadable. */
-function procCpuMs(pid: number): number {
-  try {
-    if (clockTicks === 0) {
-      try {
-        clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-      } catch {
-        clockTicks = 100;
-      }
-    }
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** VmRSS and VmHWM of a process in bytes, or null once it has exited. */
-function procMemory(pid: number): { rss: number; hwm: number } | null {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kib = (name: string) =>
-      Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
-    return { rss: kib("VmRSS") * 1024, hwm: kib("VmHWM") * 1024 };
-  } catch {
-    return null;
-  }
-}
-
 // ====================================================================== child: the server
 
 /** Costs of an upload, counted from `startCostMeter()` to `read()`. */
@@ -283,125 +250,6 @@ function costRates(costs: Costs, bytes: number, seconds: number) {
     receiverCpu: costs.receiverCpuMs / 1000 / seconds,
     gcMsPerMiB: costs.gcMs / mib,
     drops: costs.drops,
-  };
-}
-
-/** Messages from the server child. `at` is the child's wall clock ({@link wallNow}). */
-type ServerMessage =
-  | { kind: "ready"; url: string; pid: number }
-  | { kind: "event"; event: SessionEvent; at: number }
-  | { kind: "error"; message: string };
-
-async function runServerChild(maxUploadBytes: number): Promise<void> {
-  const send = (m: ServerMessage) => process.send?.(m);
-  const tempDir = await mkdtemp(join(tmpdir(), "vidrtc-bench-upload-"));
-  const server = createServer({
-    host: "127.0.0.1",
-    port: 0,
-    tempDir,
-    maxUploadBytes,
-    maxSessions: 2,
-    idleTimeoutMs: 60_000,
-    lingerMs: 2_000,
-    // One line per problem on stderr; the events (with their time) travel over IPC.
-    logger: { info() {}, error: (line: string) => console.error(`[server] ${line}`), debug() {} },
-    onSessionEvent: (event) => send({ kind: "event", event, at: wallNow() }),
-  });
-  const { url } = await server.listen();
-  const shutdown = async () => {
-    await server.close().catch(() => {});
-    await rm(tempDir, { recursive: true, force: true });
-    process.exit(0);
-  };
-  process.on("message", (m: unknown) => {
-    if ((m as { kind?: string }).kind === "stop") void shutdown();
-  });
-  process.on("disconnect", () => void shutdown());
-  send({ kind: "ready", url, pid: process.pid });
-}
-
-/** The parent's handle on the server child. */
-interface ServerChild {
-  child: ChildProcess;
-  url: string;
-  pid: number;
-  events: { event: SessionEvent; at: number }[];
-  /** First event of `type` at index >= `since` (wait at most `timeoutMs`). */
-  waitEvent<T extends SessionEvent["type"]>(
-    type: T,
-    since: number,
-    timeoutMs: number,
-  ): Promise<{ event: Extract<SessionEvent, { type: T }>; at: number }>;
-  stop(): Promise<void>;
-}
-
-async function startServerChild(maxUploadBytes: number): Promise<ServerChild> {
-  const child = fork(fileURLToPath(import.meta.url), [SERVER_FLAG, String(maxUploadBytes)], {
-    execArgv: process.execArgv,
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const events: { event: SessionEvent; at: number }[] = [];
-  const listeners = new Set<() => void>();
-  let exited = false;
-  child.on("exit", () => {
-    exited = true;
-    for (const l of [...listeners]) l();
-  });
-  const ready = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the server child did not start within 30 s")), 30_000);
-    child.on("exit", (code) => reject(new Error(`the server child exited during start-up (${code})`)));
-    child.on("message", (raw) => {
-      const m = raw as ServerMessage;
-      if (m.kind === "ready") {
-        clearTimeout(timer);
-        resolve(m);
-      } else if (m.kind === "event") {
-        events.push({ event: m.event, at: m.at });
-        for (const l of [...listeners]) l();
-      } else if (m.kind === "error") reject(new Error(`server child: ${m.message}`));
-    });
-  });
-  return {
-    child,
-    url: ready.url,
-    pid: ready.pid,
-    events,
-    waitEvent(type, since, timeoutMs) {
-      type Hit = { event: Extract<SessionEvent, { type: typeof type }>; at: number };
-      return new Promise<Hit>((resolve, reject) => {
-        const check = () => {
-          const hit = events.slice(since).find((e) => e.event.type === type);
-          if (hit) {
-            finish();
-            resolve(hit as Hit);
-          } else if (exited) {
-            finish();
-            reject(new Error(`the server child exited while waiting for ${type}`));
-          }
-        };
-        const finish = () => {
-          clearTimeout(timer);
-          listeners.delete(check);
-        };
-        const timer = setTimeout(() => {
-          finish();
-          const seen = events.slice(since).map((e) => e.event.type);
-          reject(
-            new Error(`no ${type} server event within ${timeoutMs} ms (saw ${seen.join(", ") || "none"})`),
-          );
-        }, timeoutMs);
-        listeners.add(check);
-        check();
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const gone = new Promise((r) => child.once("exit", r));
-      child.send({ kind: "stop" });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await gone;
-      clearTimeout(timer);
-    },
   };
 }
 
@@ -1091,7 +939,7 @@ async function main(): Promise<void> {
   console.log("done");
   const maxUploadBytes = Math.max(big?.bytes ?? 0, huge?.bytes ?? 0, 512 * MiB) + 64 * MiB;
 
-  const server = await startServerChild(maxUploadBytes);
+  const server = await startServerChild({ maxUploadBytes });
   const rows: Row[] = [];
   let failed = false;
   try {
@@ -1230,13 +1078,7 @@ async function main(): Promise<void> {
   if (failed) process.exitCode = 1;
 }
 
-if (process.argv.includes(SERVER_FLAG)) {
-  const max = Number(process.argv[process.argv.indexOf(SERVER_FLAG) + 1]);
-  runServerChild(max).catch((error: unknown) => {
-    process.send?.({ kind: "error", message: error instanceof Error ? error.message : String(error) });
-    process.exit(1);
-  });
-} else if (process.argv.includes(RSS_CLIENT_FLAG)) {
+if (process.argv.includes(RSS_CLIENT_FLAG)) {
   process.once("message", (input) => {
     runRssClient(input as RssClientInput).catch((error: unknown) => {
       process.send?.({
