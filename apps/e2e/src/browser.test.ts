@@ -1,6 +1,7 @@
 /**
  * @vidrtc/browser in real Chromium (Debian's /usr/bin/chromium through playwright-core) against an
- * in-process @vidrtc/server that also serves the built demo bundle. Run inside an isolated network
+ * in-process @vidrtc/server that also serves the built demo bundle; the demo-page test runs the
+ * page that @vidrtc/server ships, served by `vidrtc-server --demo`. Run inside an isolated network
  * namespace: `bash scripts/netns-run.sh pnpm --filter @vidrtc/e2e test browser`.
  */
 import { mkdir } from "node:fs/promises";
@@ -18,7 +19,13 @@ import {
 } from "./support/browser-harness.js";
 import type { ChromiumSession } from "./support/chromium.js";
 import { frameCount, motionVideo, sha256File } from "./support/fixtures.js";
-import { eventually, startTestServer, type TestServer } from "./support/server.js";
+import {
+  type CliServer,
+  eventually,
+  startCliServer,
+  startTestServer,
+  type TestServer,
+} from "./support/server.js";
 
 declare global {
   interface Window {
@@ -30,6 +37,7 @@ const ARTIFACTS = fileURLToPath(new URL("../artifacts/", import.meta.url));
 
 let chromium: ChromiumSession;
 let server: TestServer | null = null;
+let cliServer: CliServer | null = null;
 let page: Page | null = null;
 const consoleLines: string[] = [];
 
@@ -51,6 +59,8 @@ afterEach(async (ctx) => {
   page = null;
   await server?.close();
   server = null;
+  await cliServer?.close();
+  cliServer = null;
 });
 
 /** A fresh server serving the demo bundle, and a page on its test page (window.vidrtc loaded). */
@@ -61,6 +71,14 @@ async function open(path = "/test.html", tap = true): Promise<{ server: TestServ
   await page.goto(`${server.url}${path}`);
   if (path === "/test.html") await page.waitForFunction(() => typeof window.vidrtc === "object");
   return { server, page };
+}
+
+/** `vidrtc-server --demo` as a user runs it (a child process), and a page on its demo page at `/`. */
+async function openDemo(): Promise<{ server: CliServer; page: Page }> {
+  cliServer = await startCliServer(["--demo"]);
+  page = await chromium.newPage();
+  await page.goto(`${cliServer.url}/`);
+  return { server: cliServer, page };
 }
 
 describe("@vidrtc/browser in Chromium", () => {
@@ -310,9 +328,9 @@ describe("@vidrtc/browser in Chromium", () => {
     expect(server.events.some((e) => e.type === "upload-complete")).toBe(false);
   });
 
-  it("runs the demo page: file in, progress to 100 %, results listed, boxes drawn; saves a screenshot", async () => {
+  it("runs the demo page shipped in @vidrtc/server (vidrtc-server --demo): file in, progress to 100 %, results listed, boxes drawn; saves a screenshot", async () => {
     const video = await motionVideo({ seconds: 4, fps: 15, size: "640x360" });
-    const { page } = await open("/", false);
+    const { page } = await openDemo();
     await page.setViewportSize({ width: 1280, height: 860 });
     await expect.poll(() => page.getAttribute("#server-status", "data-ok")).toBe("yes");
     await page.setInputFiles("#file", video.path);

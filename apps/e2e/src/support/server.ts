@@ -2,9 +2,11 @@
  * Starts an in-process `@vidrtc/server` on an ephemeral loopback port for a test, with its own
  * temp directory and every session event recorded.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createServer, type ServerOptions, type SessionEvent } from "@vidrtc/server";
 
 /** A running test server. */
@@ -94,5 +96,65 @@ export async function eventually(
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${message}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The installed `vidrtc-server` executable (the built `@vidrtc/server` package's bin). */
+export const SERVER_BIN = join(
+  dirname(createRequire(import.meta.url).resolve("@vidrtc/server/package.json")),
+  "dist",
+  "cli.js",
+);
+
+/** A `vidrtc-server` child process. */
+export interface CliServer {
+  url: string;
+  child: ChildProcess;
+  /** Everything it printed on stdout so far. */
+  stdout(): string;
+  /** SIGTERM, then SIGKILL after 10 s; resolves once it exited. */
+  close(): Promise<void>;
+}
+
+/** Runs `vidrtc-server --port 0 ...args` and resolves once it prints its ready line (bound: `timeoutMs`). */
+export async function startCliServer(args: string[], timeoutMs = 20_000): Promise<CliServer> {
+  const child = spawn(process.execPath, [SERVER_BIN, "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stderr!.on("data", (d) => (err += String(d)));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(force);
+    }
+  };
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`vidrtc-server was not ready within ${timeoutMs} ms: ${out}${err}`)),
+        timeoutMs,
+      );
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`vidrtc-server exited with ${code} before it was ready: ${out}${err}`));
+      });
+      child.stdout!.on("data", (d) => {
+        out += String(d);
+        const m = /ready: (http:\/\/\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+    });
+    return { url, child, stdout: () => out, close };
+  } catch (error) {
+    await close();
+    throw error;
   }
 }
