@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,8 +10,9 @@ const cli = path.join(import.meta.dirname, "..", "dist", "cli.js");
 function runServer(
   args: string[],
   boundMs = 20_000,
+  bin = cli,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -107,6 +108,24 @@ describe("vidrtc-server --demo", () => {
       "vidrtc-server: --demo and --static-dir cannot be used together: both serve /; give one of them\n",
     );
     expect(r.stdout).not.toContain("ready");
+  });
+
+  it("an installation without the demo page fails at startup with one line, exit 2", async () => {
+    // The built package without its demo/ directory: dist/ copied beside the same node_modules.
+    const dir = await mkdtemp(path.join(tmpdir(), "vidrtc-no-demo-"));
+    try {
+      const pkg = path.join(import.meta.dirname, "..");
+      await cp(path.join(pkg, "dist"), path.join(dir, "dist"), { recursive: true });
+      await symlink(path.join(pkg, "node_modules"), path.join(dir, "node_modules"));
+      const r = await runServer(["--port", "0", "--demo"], 20_000, path.join(dir, "dist", "cli.js"));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `vidrtc-server: --demo: the demo page is missing from this installation (${path.join(dir, "demo", "index.html")}: ENOENT); reinstall @vidrtc/server, or run \`pnpm build\` in a checkout\n`,
+      );
+      expect(r.stdout).not.toContain("ready");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("--help documents --demo", async () => {
