@@ -1,5 +1,5 @@
 /**
- * Validation of the `POST /initialise_webrtc_worker` body (PROTOCOL.md §2), answering like
+ * Validation of the `POST /initialise_webrtc_worker` body (@vidrtc/protocol's PROTOCOL.md §2), answering like
  * FastAPI/pydantic does: a list of `{type, loc, msg, input}` issues for a 422, unknown keys ignored.
  */
 

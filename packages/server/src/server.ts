@@ -1,6 +1,6 @@
 /**
  * `createServer(options)`: the local inference server's HTTP front (`node:http`) and the
- * session registry. `POST /initialise_webrtc_worker` answers an SDP offer (PROTOCOL.md §2),
+ * session registry. `POST /initialise_webrtc_worker` answers an SDP offer (@vidrtc/protocol's PROTOCOL.md §2),
  * `GET /healthz` reports liveness, and an optional static directory is served at `/`.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";

@@ -64,7 +64,7 @@ const timeout = (ms: number): Promise<void> =>
   });
 
 export class ResultSender {
-  /** ACK pacing, window 1, as on Roboflow's server (PROTOCOL.md §4.3). */
+  /** ACK pacing, window 1, as on Roboflow's server (@vidrtc/protocol's PROTOCOL.md §4.3). */
   readonly acks = new AckWindow(1);
   readonly #o: ResultSenderOptions;
   #channel: DataChannelLike | null = null;

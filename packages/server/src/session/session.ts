@@ -88,7 +88,7 @@ const errorMessage = (error: unknown): string => (error instanceof Error ? error
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The warning logged when `data_output` mixes `"*"` with names (PROTOCOL.md: Roboflow treats that `"*"` as a name). */
+/** The warning logged when `data_output` mixes `"*"` with names (@vidrtc/protocol's PROTOCOL.md: Roboflow treats that `"*"` as a name). */
 export function starWithNamesWarning(dataOutput: readonly string[] | null): string | null {
   if (!dataOutput || dataOutput.length < 2 || !dataOutput.includes("*")) return null;
   return `data_output ${JSON.stringify(dataOutput)} mixes "*" with output names: this server sends every non-image output plus the named ones, but Roboflow's server treats "*" as all outputs only in exactly ["*"] and would answer every frame with "Output '*' not found".`;
