@@ -32,12 +32,15 @@ export {
 } from "./server.js";
 export type { SessionEvent, SessionState } from "./session/index.js";
 export {
+  type AnyWorkflow,
   BUILTIN_WORKFLOWS,
   defineWorkflow,
   type EngineFrame,
+  ParameterError,
   type ParameterIssue,
   type ParameterSchema,
   type ParameterSpec,
+  type RegistryEntry,
   resolveWorkflow,
   type Workflow,
   type WorkflowDefinition,

@@ -35,7 +35,7 @@ export interface VideoInfo {
   /** ffprobe's codec name, e.g. `h264`, `vp8`. */
   codec: string;
   /**
-   * The demuxer ffprobe chose, one of {@link ALLOWED_DEMUXERS} (e.g. `mov`, `matroska`). {@link decodeVideo}
+   * The demuxer ffprobe chose, one of `ALLOWED_DEMUXERS` (e.g. `mov`, `matroska`). `decodeVideo`
    * forces it with `-f`, so ffmpeg cannot pick another one for the same bytes. Absent only in hand-made infos.
    */
   container?: string;

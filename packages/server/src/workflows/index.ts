@@ -13,10 +13,11 @@ import { BUILTIN_REGISTRY, isBuiltinWorkflow, type WorkflowRegistry } from "./re
 import type { WorkflowWorkerData, WorkflowWorkerRequest } from "./worker.js";
 import type { EngineResult, WorkflowDefinition } from "./workflow.js";
 
-export { type RegistryEntry, WorkflowRegistry } from "./registry.js";
+export { type AnyWorkflow, type RegistryEntry, WorkflowRegistry } from "./registry.js";
 export {
   defineWorkflow,
   type EngineFrame,
+  ParameterError,
   type ParameterIssue,
   type ParameterSchema,
   type ParameterSpec,

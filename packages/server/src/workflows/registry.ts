@@ -23,8 +23,9 @@ import {
   type WorkflowOutputSpec,
 } from "./workflow.js";
 
+/** A workflow of any parameter type, as a registry holds them. */
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds workflows of any parameter type.
-type AnyWorkflow = Workflow<any>;
+export type AnyWorkflow = Workflow<any>;
 
 /** The built-in workflows, in the order they are listed. Adding one: a file in `builtin/` and a line here. */
 const BUILTINS: readonly AnyWorkflow[] = [frameStats, delay, motion];
@@ -111,7 +112,7 @@ export class WorkflowRegistry {
   }
 
   /**
-   * Validates and completes parameters for a workflow (see {@link normalizeWithSchema}); `{}` for an
+   * Validates and completes parameters for a workflow (see `normalizeWithSchema`); `{}` for an
    * unknown id. Throws {@link ParameterError}.
    */
   normalizeParameters(id: string, parameters: Record<string, unknown> | undefined): Record<string, number> {

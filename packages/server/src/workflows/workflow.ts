@@ -46,7 +46,7 @@ export interface WorkflowDefinition {
   id: string;
   description: string;
   outputs: WorkflowOutputSpec[];
-  /** Parameters from an inline specification; {@link WorkflowRunner}'s own `parameters` override them. */
+  /** Parameters from an inline specification; `WorkflowRunner`'s own `parameters` override them. */
   parameters?: Record<string, unknown>;
 }
 

@@ -689,7 +689,7 @@ export function snapshotIceTransports(pc: WeriftConnection): readonly unknown[] 
 
 /**
  * Closes a werift connection and every ICE transport in `transports` (see
- * {@link snapshotIceTransports}), and resolves once their sockets are released. Closing is best
+ * `snapshotIceTransports`), and resolves once their sockets are released. Closing is best
  * effort: werift may fail on transports that never started, which is not an error here.
  */
 export async function closeWerift(pc: WeriftConnection, transports: readonly unknown[] = []): Promise<void> {
