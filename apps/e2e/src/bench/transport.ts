@@ -526,7 +526,8 @@ async function main(): Promise<number> {
 
   const maxUploadBytes = Math.max(file.bytes, rssFile.bytes) + 64 * MiB;
   const receivers = new Map<RowSpec["receiver"], Receiver>();
-  const results = new Map<string, { speed: Measured; rss: Measured }>();
+  const results = new Map<string, { speed: Measured | null; rss: Measured | null }>();
+  const failures = new Map<string, string>();
   try {
     for (const row of rows) {
       let receiver = receivers.get(row.receiver);
@@ -547,13 +548,20 @@ async function main(): Promise<number> {
       const r = receiver;
       const once = (f: VideoFixture) =>
         row.sender === "aiortc" ? pythonUpload(r, f) : nodeUpload(r, row.sender, f, warm);
-      console.log(`  ${row.label}: ${sizeMiB} MiB...`);
-      const speed = await once(file);
-      let rss = speed;
-      if (rssFile !== file) {
-        console.log(`  ${row.label}: ${rssMiB} MiB (RSS)...`);
-        rss = await once(rssFile);
-      }
+      // A failed upload fails its row (MISS), not the whole table.
+      const attempt = async (f: VideoFixture, what: string): Promise<Measured | null> => {
+        console.log(`  ${row.label}: ${what}...`);
+        try {
+          return await once(f);
+        } catch (error) {
+          const message = (error instanceof Error ? error.message : String(error)).split("\n")[0] ?? "";
+          failures.set(row.key, `${failures.get(row.key) ?? ""}${what}: ${message} `);
+          console.log(`  ${row.label}: ${what} FAILED: ${message}`);
+          return null;
+        }
+      };
+      const speed = await attempt(file, `${sizeMiB} MiB`);
+      const rss = rssFile === file ? speed : await attempt(rssFile, `${rssMiB} MiB (RSS)`);
       results.set(row.key, { speed, rss });
     }
   } finally {
@@ -573,15 +581,17 @@ async function main(): Promise<number> {
   ];
   const body = rows.map((row) => {
     const m = results.get(row.key);
-    if (!m) return [row.label, "-", "-", "-", "-", "-", "-"];
+    const sp = m?.speed;
+    const rs = m?.rss;
+    const failed = "failed";
     return [
       row.label,
-      f1(m.speed.mibPerSecond),
-      f1(m.speed.senderCpuMsPerMiB),
-      f1(m.speed.receiverCpuPct),
-      `${f1(m.rss.senderRssGrowth / MiB)} MiB`,
-      `${f1(m.rss.serverRssGrowth / MiB)} MiB`,
-      m.speed.setupS.toFixed(2),
+      sp ? f1(sp.mibPerSecond) : failed,
+      sp ? f1(sp.senderCpuMsPerMiB) : failed,
+      sp ? f1(sp.receiverCpuPct) : failed,
+      rs ? `${f1(rs.senderRssGrowth / MiB)} MiB` : failed,
+      rs ? `${f1(rs.serverRssGrowth / MiB)} MiB` : failed,
+      sp ? sp.setupS.toFixed(2) : failed,
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? "").length)));
@@ -594,46 +604,63 @@ async function main(): Promise<number> {
 
   // ---------------------------------------------------------------- the ratios
   const verdicts: Verdict[] = [];
-  const get = (key: string) => results.get(key);
-  const werift = get("werift");
-  const ndc = get("ndc");
-  if (werift && ndc) {
-    const ratio = ndc.speed.mibPerSecond / werift.speed.mibPerSecond;
-    verdicts.push({
-      what: "native/werift MiB/s (server on the same stack as the client)",
-      value: `${ratio.toFixed(2)}x, native ${f1(ndc.speed.mibPerSecond)} MiB/s`,
-      target: `>= ${TARGET.nativeRatio}x and >= ${TARGET.nativeMiBps} MiB/s`,
-      pass: ratio >= TARGET.nativeRatio && ndc.speed.mibPerSecond >= TARGET.nativeMiBps,
-    });
+  const speedOf = (key: string) => results.get(key)?.speed ?? null;
+  const rssOf = (key: string) => results.get(key)?.rss ?? null;
+  const has = (key: string) => rows.some((r) => r.key === key);
+  const failedValue = (...keys: string[]) =>
+    `failed: ${keys
+      .map((k) => failures.get(k))
+      .filter(Boolean)
+      .join("; ")}`;
+  if (has("werift") && has("ndc")) {
+    const werift = speedOf("werift");
+    const ndc = speedOf("ndc");
+    const target = `>= ${TARGET.nativeRatio}x and >= ${TARGET.nativeMiBps} MiB/s`;
+    const what = "native/werift MiB/s (server on the same stack as the client)";
+    if (werift && ndc) {
+      const ratio = ndc.mibPerSecond / werift.mibPerSecond;
+      verdicts.push({
+        what,
+        value: `${ratio.toFixed(2)}x, native ${f1(ndc.mibPerSecond)} MiB/s`,
+        target,
+        pass: ratio >= TARGET.nativeRatio && ndc.mibPerSecond >= TARGET.nativeMiBps,
+      });
+    } else verdicts.push({ what, value: failedValue("werift", "ndc"), target, pass: false });
   }
-  const aio = get("aiortc");
-  const ndcAio = get("ndc-aiortc");
-  if (aio && ndcAio) {
-    const ratio = ndcAio.speed.mibPerSecond / aio.speed.mibPerSecond;
-    const cpuRatio = ndcAio.speed.senderCpuMsPerMiB / aio.speed.senderCpuMsPerMiB;
-    const bound = ndcAio.speed.receiverCpuPct >= TARGET.receiverBoundCpuPct;
-    verdicts.push({
-      what: "ndc/aiortc sender MiB/s into the aiortc receiver",
-      value: `${ratio.toFixed(2)}x (receiver CPU ${f1(ndcAio.speed.receiverCpuPct)} %, sender CPU ratio ${cpuRatio.toFixed(2)}x)`,
-      target: `>= ${TARGET.aiortcRatio}x, or receiver CPU >= ${TARGET.receiverBoundCpuPct} % and sender CPU <= ${TARGET.senderCpuRatio}x`,
-      pass: ratio >= TARGET.aiortcRatio || (bound && cpuRatio <= TARGET.senderCpuRatio),
-    });
+  if (has("aiortc") && has("ndc-aiortc")) {
+    const aio = speedOf("aiortc");
+    const ndcAio = speedOf("ndc-aiortc");
+    const what = "ndc/aiortc sender MiB/s into the aiortc receiver";
+    const target = `>= ${TARGET.aiortcRatio}x, or receiver CPU >= ${TARGET.receiverBoundCpuPct} % and sender CPU <= ${TARGET.senderCpuRatio}x`;
+    if (aio && ndcAio) {
+      const ratio = ndcAio.mibPerSecond / aio.mibPerSecond;
+      const cpuRatio = ndcAio.senderCpuMsPerMiB / aio.senderCpuMsPerMiB;
+      const bound = ndcAio.receiverCpuPct >= TARGET.receiverBoundCpuPct;
+      verdicts.push({
+        what,
+        value: `${ratio.toFixed(2)}x (receiver CPU ${f1(ndcAio.receiverCpuPct)} %, sender CPU ratio ${cpuRatio.toFixed(2)}x)`,
+        target,
+        pass: ratio >= TARGET.aiortcRatio || (bound && cpuRatio <= TARGET.senderCpuRatio),
+      });
+    } else verdicts.push({ what, value: failedValue("aiortc", "ndc-aiortc"), target, pass: false });
   }
   for (const row of rows) {
-    const m = get(row.key);
-    if (!m) continue;
-    const worst = Math.max(m.rss.senderRssGrowth, m.rss.serverRssGrowth) / MiB;
+    const rs = rssOf(row.key);
+    const sp = speedOf(row.key);
+    const rssTarget = `<= ${TARGET.rssGrowthMiB} MiB each`;
     verdicts.push({
       what: `${row.label}: RSS growth, sender / server (${rssMiB} MiB)`,
-      value: `${f1(m.rss.senderRssGrowth / MiB)} / ${f1(m.rss.serverRssGrowth / MiB)} MiB`,
-      target: `<= ${TARGET.rssGrowthMiB} MiB each`,
-      pass: worst <= TARGET.rssGrowthMiB,
+      value: rs
+        ? `${f1(rs.senderRssGrowth / MiB)} / ${f1(rs.serverRssGrowth / MiB)} MiB`
+        : failedValue(row.key),
+      target: rssTarget,
+      pass: rs !== null && Math.max(rs.senderRssGrowth, rs.serverRssGrowth) / MiB <= TARGET.rssGrowthMiB,
     });
     verdicts.push({
       what: `${row.label}: setup`,
-      value: `${m.speed.setupS.toFixed(2)} s`,
+      value: sp ? `${sp.setupS.toFixed(2)} s` : failedValue(row.key),
       target: `<= ${TARGET.setupS} s`,
-      pass: m.speed.setupS <= TARGET.setupS,
+      pass: sp !== null && sp.setupS <= TARGET.setupS,
     });
   }
   const vw = {
