@@ -21,6 +21,7 @@ export const RESULT_CHUNK_SIZE = 49_152;
 
 /** Data channel labels, in the order a client must create them. */
 export const RESULT_CHANNEL_LABEL = "inference";
+/** Label of the upload channel (PROTOCOL.md §3), created second. */
 export const UPLOAD_CHANNEL_LABEL = "video_upload";
 
 /** Signalling endpoint path, relative to the API URL. */
@@ -28,6 +29,7 @@ export const INITIALISE_PATH = "/initialise_webrtc_worker";
 
 /** Backpressure defaults for the upload sink (bytes). Tuned for werift and browsers. */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+/** Buffered bytes at or below which a paused upload sink resumes sending. */
 export const DEFAULT_LOW_WATER_MARK = 256 * 1024;
 /** Safety-net poll of `bufferedAmount` while paused (ms), for stacks that lose `bufferedamountlow`. */
 export const DEFAULT_DRAIN_POLL_MS = 50;
@@ -43,10 +45,12 @@ export const KEEPALIVE_PING = 0x70;
 
 /** Result decoder bounds. */
 export const DEFAULT_MAX_PENDING_FRAMES = 64;
+/** Default largest reassembled (and decompressed) result frame: 64 MiB. */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 /** gzip magic bytes: a result payload starting with these is gzip-compressed JSON. */
 export const GZIP_MAGIC_0 = 0x1f;
+/** Second gzip magic byte (see {@link GZIP_MAGIC_0}). */
 export const GZIP_MAGIC_1 = 0x8b;
 
 /** Default Roboflow serverless API and TURN-config endpoint. */

@@ -49,7 +49,9 @@ export type VidrtcErrorCode =
 
 const MARKER = Symbol.for("vidrtc.error");
 
+/** Optional fields of a {@link VidrtcError}. */
 export interface VidrtcErrorOptions {
+  /** The underlying error, exposed as the standard `Error.cause`. */
   cause?: unknown;
   /** HTTP status for signalling errors. */
   status?: number;
@@ -57,9 +59,13 @@ export interface VidrtcErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/** The error vidrtc throws or rejects with; branch on {@link VidrtcError.code}. */
 export class VidrtcError extends Error {
+  /** Stable machine-readable code saying what went wrong. */
   readonly code: VidrtcErrorCode;
+  /** HTTP status for signalling errors; `undefined` otherwise. */
   readonly status: number | undefined;
+  /** Free-form details (counts, server body, ...), or `undefined`. */
   readonly details: Record<string, unknown> | undefined;
   /** Cross-realm marker read by {@link VidrtcError.isInstance}. */
   protected readonly [MARKER] = true;

@@ -20,22 +20,34 @@ const U32_MAX = 0xffff_ffff;
 export interface VideoMetadata {
   /** 1-based frame number; equals the header frame id (except in `processing_complete`, where it is N). */
   frame_id: number;
+  /** When the server received the frame, as the server's ISO-8601 timestamp string. */
   received_at?: string;
+  /** Presentation timestamp of the frame, in units of `time_base`; `null` when unknown. */
   pts?: number | null;
+  /** Seconds per `pts` unit; `null` when unknown. */
   time_base?: number | null;
+  /** Frame rate the client declared in signalling (`declared_fps`, PROTOCOL.md §2), or `null`. */
   declared_fps?: number | null;
+  /** Frame rate measured by the server; always `null` on Roboflow's server (PROTOCOL.md §4.2). */
   measured_fps?: number | null;
+  /** Frame width in pixels, before rotation. */
   width?: number;
+  /** Frame height in pixels, before rotation. */
   height?: number;
   [k: string]: unknown;
 }
 
 /** One decoded (and normalised) per-frame JSON message from the server (PROTOCOL.md §4.2). */
 export interface WebRTCOutput {
+  /** The workflow's outputs for this frame, by output name; may be `null`. */
   serialized_output_data: Record<string, unknown> | null;
+  /** Metadata of the frame, or `null`. */
   video_metadata: VideoMetadata | null;
+  /** Workflow errors on this frame (non-strings are JSON-stringified); the session carries on. */
   errors: string[];
+  /** True only on the final message, sent after the last frame (PROTOCOL.md §4.4). */
   processing_complete: boolean;
+  /** Why processing ended early (e.g. `timeout_reached`), or `null` (PROTOCOL.md §4.4). */
   termination_reason: string | null;
   [k: string]: unknown;
 }
@@ -46,9 +58,13 @@ export interface ResultMessage {
   frameId: number;
   /** `serialized_output_data`, or `{}` when the server sent `null`. */
   outputs: Record<string, unknown>;
+  /** `video_metadata`, or `null`. */
   metadata: VideoMetadata | null;
+  /** `errors`: workflow errors on this frame. */
   errors: string[];
+  /** `processing_complete`: true on the final message (PROTOCOL.md §4.4). */
   processingComplete: boolean;
+  /** `termination_reason`, or `null` (PROTOCOL.md §4.4). */
   terminationReason: string | null;
   /** The normalised message as decoded. */
   raw: WebRTCOutput;
@@ -69,6 +85,7 @@ export interface ResultDeframerOptions {
 
 /** A frame whose chunks have all arrived. */
 export interface DeframedResult {
+  /** Frame id from the binary header. */
   frameId: number;
   /** The joined payload (gzip or JSON bytes). For single-chunk frames a view into the message. */
   payload: Uint8Array;
@@ -116,8 +133,11 @@ function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
  * over `maxFrameBytes`).
  */
 export class ResultDeframer {
+  /** Most incomplete frames held at once. */
   readonly maxPendingFrames: number;
+  /** Largest reassembled frame, in bytes. */
   readonly maxFrameBytes: number;
+  /** Most payload bytes held across all incomplete frames. */
   readonly maxPendingBytes: number;
   readonly #pending = new Map<number, PendingFrame>();
   #pendingBytes = 0;
@@ -599,6 +619,7 @@ export function creditAck(consumedThrough: number, frames: number, window = 1): 
  * and admits frame `k` while `k <= lastAck + window`, or unpaced until the first ACK.
  */
 export class AckWindow {
+  /** Frames admitted beyond the last ACK (1 on both servers). */
   readonly window: number;
   #last = 0;
   #waiters: Array<() => void> = [];

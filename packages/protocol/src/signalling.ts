@@ -9,71 +9,109 @@ import type { IceServerLike, SessionDescriptionLike } from "./session/peer.js";
 
 /** `workflow_configuration` of the request, as on the wire. Unknown keys are passed through. */
 export interface WorkflowConfigurationBody {
+  /** Always `"WorkflowConfiguration"`. */
   type: "WorkflowConfiguration";
+  /** Inline workflow specification; exclusive with `workspace_name` plus `workflow_id`. */
   workflow_specification?: Record<string, unknown>;
+  /** Workspace of `workflow_id` on the platform. */
   workspace_name?: string;
+  /** Id of a workflow stored on the platform. */
   workflow_id?: string;
+  /** Name of the workflow's image input the video frames are fed to. */
   image_input_name: string;
+  /** Extra workflow parameters, passed to every frame's run. */
   workflows_parameters?: Record<string, unknown>;
   [k: string]: unknown;
 }
 
 /** JSON body of `POST /initialise_webrtc_worker` (server model `WebRTCWorkerRequest`), snake_case as on the wire. */
 export interface InitialiseRequestBody {
+  /** The workflow to run (PROTOCOL.md §2). */
   workflow_configuration: WorkflowConfigurationBody;
-  webrtc_offer: { type: "offer"; sdp: string };
+  /** The client's SDP offer, ICE candidates included. */
+  webrtc_offer: {
+    /** Always `"offer"`. */
+    type: "offer";
+    /** The offer's SDP text. */
+    sdp: string;
+  };
   /** Present when the key travels in the body. */
   api_key?: string | null;
-  webrtc_config: { iceServers: IceServerLike[] } | null;
+  /** STUN/TURN servers for the server's side, or `null`. */
+  webrtc_config: {
+    /** ICE servers, as in `RTCConfiguration.iceServers`. */
+    iceServers: IceServerLike[];
+  } | null;
+  /** `false` = batch (every frame, ACK-paced, PROTOCOL.md §4.3); `true` = paced at the file's frame rate, frames may be dropped. */
   webrtc_realtime_processing: boolean;
+  /** Image output for the processed video track: `null` = server picks, `[]` = no video, `["name"]` (PROTOCOL.md §5). */
   stream_output: string[] | null;
+  /** Outputs sent as data: `null`/`[]` = none, exactly `["*"]` = every non-image output, or a list of names. */
   data_output: string[] | null;
+  /** The file's frame rate as the client knows it. */
   declared_fps?: number;
   /** Seconds; omitted = server default (3600); explicit `null` = no limit on a local server. */
   processing_timeout?: number | null;
+  /** Hosted only: the plan to run on. */
   requested_plan?: string;
+  /** Hosted only: the region to run in. */
   requested_region?: string;
   [k: string]: unknown;
 }
 
 /** `context` of the success response; both ids are `null` on the worker path. */
 export interface InitialiseContext {
+  /** Request id, or `null`. */
   request_id: string | null;
+  /** Pipeline id, or `null`. */
   pipeline_id: string | null;
 }
 
 /** HTTP 200 body of `/initialise_webrtc_worker`. */
 export interface InitialiseResponseBody {
+  /** `"success"`. */
   status: string;
+  /** Ids of the started session. */
   context: InitialiseContext;
+  /** The server's SDP answer, ICE candidates included. */
   sdp: string;
+  /** Always `"answer"`. */
   type: "answer";
 }
 
 /** Error body of the inference server: `{"message": ..., "error_type": ...}` (plus extra keys). */
 export interface ServerErrorBody {
+  /** Human-readable error message. */
   message: string;
+  /** The server's error class name, when given. */
   error_type?: string;
   [k: string]: unknown;
 }
 
 /** One FastAPI validation error. */
 export interface ValidationErrorItem {
+  /** Path of the offending field in the request body. */
   loc: Array<string | number>;
+  /** What is wrong with it. */
   msg: string;
+  /** Machine-readable error type. */
   type: string;
   [k: string]: unknown;
 }
 
 /** FastAPI 422 body: `{"detail": [{loc, msg, type}, ...]}`. */
 export interface ValidationErrorBody {
+  /** One entry per validation error. */
   detail: ValidationErrorItem[];
 }
 
 /** The answer as used by the session. */
 export interface InitialiseAnswer {
+  /** Always `"answer"`. */
   type: "answer";
+  /** The server's SDP answer, ICE candidates included. */
   sdp: string;
+  /** The `context` of the response. */
   context: InitialiseContext;
 }
 
@@ -113,7 +151,9 @@ export interface InitialiseOptions {
 
 /** The request to send: JSON body and headers. */
 export interface InitialiseRequest {
+  /** JSON body of the POST. */
   body: InitialiseRequestBody;
+  /** HTTP headers: JSON content type and, unless the key travels only in the body, `Authorization: Bearer <key>`. */
   headers: Record<string, string>;
 }
 
@@ -494,6 +534,7 @@ export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 export interface HttpOptions {
   /** `fetch` to use (default `globalThis.fetch`). */
   fetch?: FetchLike;
+  /** Aborts the request; it then rejects with code `ABORTED`. */
   signal?: AbortSignal;
   /** Bound on the whole request including the body. */
   timeoutMs?: number;

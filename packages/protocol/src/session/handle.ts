@@ -44,7 +44,10 @@ export type StreamOptionsBase = Omit<
  */
 export class SessionHandle implements AsyncIterable<ResultMessage> {
   /** @internal */
-  constructor(protected readonly inner: InferenceSession) {}
+  constructor(
+    /** The session this handle wraps; subclasses use it to add package-specific methods. */
+    protected readonly inner: InferenceSession,
+  ) {}
 
   /** Resolves when the file has been delivered to the transport. */
   get uploaded(): Promise<UploadSummary> {

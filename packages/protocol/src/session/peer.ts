@@ -5,20 +5,28 @@
  */
 import type { DataChannelLike, Unsubscribe } from "../channel.js";
 
+/** An SDP offer or answer, as in `RTCSessionDescriptionInit` (the `webrtc_offer` and answer of PROTOCOL.md §2). */
 export interface SessionDescriptionLike {
+  /** Whether this is the offer (client) or the answer (server). */
   type: "offer" | "answer";
+  /** The SDP text, with ICE candidates included (no trickle). */
   sdp: string;
 }
 
 /** An ICE server as in `RTCIceServer` (and the `webrtc_config.iceServers` entries of the signalling request). */
 export interface IceServerLike {
+  /** One or more `stun:`/`turn:` URLs. */
   urls: string | string[];
+  /** TURN user name. */
   username?: string;
+  /** TURN password. */
   credential?: string;
 }
 
+/** State of a peer connection, as `RTCPeerConnection.connectionState`. */
 export type PeerConnectionState = "new" | "connecting" | "connected" | "disconnected" | "failed" | "closed";
 
+/** The offering side of a session (clients): creates the channels and the offer, applies the answer. */
 export interface PeerConnectionLike {
   /** Adds a recv-only video transceiver (only when processed video is wanted). */
   addVideoReceiver(): void;
@@ -31,7 +39,9 @@ export interface PeerConnectionLike {
   createOffer(options: { timeoutMs: number; signal?: AbortSignal }): Promise<SessionDescriptionLike>;
   /** Applies the server's answer. */
   setAnswer(answer: SessionDescriptionLike): Promise<void>;
+  /** Current connection state. */
   readonly connectionState: PeerConnectionState;
+  /** Calls `listener` on every connection-state change; returns a function that unsubscribes it. */
   onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe;
   /** Idempotent. */
   close(): void;
@@ -50,9 +60,11 @@ export interface VideoSenderLike {
   writeRtp(packet: Uint8Array): void;
 }
 
+/** Options of {@link AnsweringPeerLike.answer}. */
 export interface AnswerOptions {
   /** Bound on ICE gathering before the answer is returned (no trickle). */
   timeoutMs: number;
+  /** Aborts the answer (ICE gathering included). */
   signal?: AbortSignal;
   /**
    * Offer to send processed video: when the offer has a video m-line with VP8, a send-only VP8
@@ -81,7 +93,9 @@ export interface AnsweringPeerLike {
    * delivered before the listener returns, so subscribing synchronously loses nothing.
    */
   onDataChannel(listener: (channel: DataChannelLike) => void): Unsubscribe;
+  /** Current connection state. */
   readonly connectionState: PeerConnectionState;
+  /** Calls `listener` on every connection-state change; returns a function that unsubscribes it. */
   onConnectionStateChange(listener: (state: PeerConnectionState) => void): Unsubscribe;
   /**
    * When something was last received from the remote peer (`Date.now()` milliseconds), or `null`

@@ -58,21 +58,29 @@ export interface UploadProgress {
   bytesUploaded: number;
   /** File bytes the transport has actually sent on (handed over minus still buffered). */
   bytesDelivered: number;
+  /** Size of the file in bytes. */
   totalBytes: number;
+  /** `video_upload` messages handed to the data channel so far (PROTOCOL.md §3). */
   chunksUploaded: number;
+  /** `video_upload` messages the whole file takes (`ceil(size / UPLOAD_CHUNK_SIZE)`). */
   totalChunks: number;
   /** Delivery rate over the upload so far, in bytes per second. */
   bytesPerSecond: number;
   /** Estimated seconds until delivered, or null before a rate is known. */
   etaSeconds: number | null;
+  /** Milliseconds since the upload started. */
   elapsedMs: number;
 }
 
 /** Resolved by `session.uploaded`. */
 export interface UploadSummary {
+  /** File bytes uploaded. */
   bytes: number;
+  /** `video_upload` messages sent (PROTOCOL.md §3). */
   chunks: number;
+  /** Milliseconds the upload took. */
   durationMs: number;
+  /** Average upload rate, in bytes per second. */
   bytesPerSecond: number;
 }
 
@@ -86,7 +94,9 @@ export interface SessionSummary {
   terminationReason: string | null;
   /** Realtime mode: results dropped because the consumer fell behind (always 0 in batch mode). */
   droppedResults: number;
+  /** The upload's summary, or `null` when it never completed. */
   upload: UploadSummary | null;
+  /** Milliseconds from the session's creation to its end. */
   durationMs: number;
 }
 
@@ -132,11 +142,26 @@ export interface SessionOptions extends InitialiseOptions {
    * signalling proxy (`GET {proxyUrl}`). Default true.
    */
   autoTurn?: boolean;
+  /** Bounds on every wait; each one defaults as documented on {@link SessionTimeouts}. */
   timeouts?: SessionTimeouts;
   /** Upload sink tuning. */
-  sink?: { highWaterMark?: number; lowWaterMark?: number; pollIntervalMs?: number };
+  sink?: {
+    /** Buffered bytes at which sending pauses. Default `DEFAULT_HIGH_WATER_MARK` (1 MiB). */
+    highWaterMark?: number;
+    /** Buffered bytes at or below which sending resumes. Default `DEFAULT_LOW_WATER_MARK` (256 KiB). */
+    lowWaterMark?: number;
+    /** While paused, how often `bufferedAmount` is polled, in ms. Default `DEFAULT_DRAIN_POLL_MS` (50). */
+    pollIntervalMs?: number;
+  };
   /** Keepalive tuning, or `false` to disable pings. */
-  keepalive?: { intervalMs?: number; maxMissed?: number } | false;
+  keepalive?:
+    | {
+        /** Milliseconds between two pings. Default `DEFAULT_KEEPALIVE_INTERVAL_MS` (3000). */
+        intervalMs?: number;
+        /** Missed echoes, in intervals, before liveness is lost. Default `DEFAULT_KEEPALIVE_MAX_MISSED` (5). */
+        maxMissed?: number;
+      }
+    | false;
   /** Log hook for diagnostics. */
   onLog?: (message: string) => void;
   /**
@@ -257,6 +282,7 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
   constructor(
     peer: PeerConnectionLike,
     private readonly resultChannel: DataChannelLike,
+    /** The `video_upload` data channel of this session (PROTOCOL.md §3). */
     readonly uploadChannel: DataChannelLike,
     private readonly options: SessionOptions,
   ) {
