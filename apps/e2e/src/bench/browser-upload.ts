@@ -66,7 +66,7 @@ interface Run {
 }
 
 /** Builds the Blob in the page: the MP4 bytes, then one `free` box of zeros up to `size`. */
-async function makeBlob(page: Page, mp4: Uint8Array, size: number): Promise<void> {
+export async function makeBlob(page: Page, mp4: Uint8Array, size: number): Promise<void> {
   await page.evaluate(
     ({ mp4, size }) => {
       const head = new Uint8Array(mp4);
@@ -409,4 +409,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Run only as a script (transport.ts imports makeBlob).
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -22,6 +22,8 @@ export interface BenchServerOptions {
   transport?: ServerOptions["transport"];
   /** Host candidate addresses (node-datachannel needs the sealed fake NIC's address). */
   iceHostAddresses?: string[];
+  /** Directory served over HTTP (the browser benchmarks' test page). */
+  staticDir?: string;
 }
 
 /** Messages from the server child. `at` is the child's wall clock ({@link wallNow}). */
@@ -31,7 +33,7 @@ type ServerMessage =
   | { kind: "error"; message: string };
 
 async function runServerChild(options: BenchServerOptions): Promise<void> {
-  const { maxUploadBytes, transport, iceHostAddresses } = options;
+  const { maxUploadBytes, transport, iceHostAddresses, staticDir } = options;
   const send = (m: ServerMessage) => process.send?.(m);
   const tempDir = await mkdtemp(join(tmpdir(), "vidrtc-bench-upload-"));
   const server = createServer({
@@ -44,6 +46,7 @@ async function runServerChild(options: BenchServerOptions): Promise<void> {
     lingerMs: 2_000,
     ...(transport !== undefined ? { transport } : {}),
     ...(iceHostAddresses !== undefined ? { iceHostAddresses } : {}),
+    ...(staticDir !== undefined ? { staticDir } : {}),
     // One line per problem on stderr; the events (with their time) travel over IPC.
     logger: { info() {}, error: (line: string) => console.error(`[server] ${line}`), debug() {} },
     onSessionEvent: (event) => send({ kind: "event", event, at: wallNow() }),
