@@ -5,35 +5,55 @@
 
 /** One validation problem, FastAPI style (`loc` starts with `"body"`). */
 export interface ValidationIssue {
+  /** Machine-readable issue type, e.g. `missing` or `string_type`. */
   type: string;
+  /** Path of the offending value, starting with `"body"`. */
   loc: (string | number)[];
+  /** Human-readable message. */
   msg: string;
+  /** The offending input, bounded and with secrets redacted (see {@link echoInput}). */
   input?: unknown;
+  /** Extra context, e.g. `{ expected: ... }`. */
   ctx?: Record<string, unknown>;
 }
 
 /** An ICE server as a client may send it in `webrtc_config`. */
 export interface RequestIceServer {
+  /** STUN/TURN URLs (a single string in the body becomes a one-element list). */
   urls: string[];
+  /** TURN user name. */
   username?: string;
+  /** TURN password. */
   credential?: string;
 }
 
 /** `workflow_configuration` after validation (unknown keys dropped). */
 export interface WorkflowConfiguration {
+  /** Always `"WorkflowConfiguration"`. */
   type: "WorkflowConfiguration";
   /** An object, or a JSON string of one (as the workflow resolver accepts). */
   workflow_specification: Record<string, unknown> | string | null;
+  /** Workspace of `workflow_id`, or `null`. */
   workspace_name: string | null;
+  /** Id of the workflow to run, or `null` with an inline specification. */
   workflow_id: string | null;
+  /** Name of the workflow's image input. */
   image_input_name: string;
+  /** Extra workflow parameters, or `null`. */
   workflows_parameters: Record<string, unknown> | null;
 }
 
 /** A validated initialise request, with Roboflow's defaults applied. */
 export interface InitialiseRequest {
+  /** The validated `workflow_configuration`. */
   workflowConfiguration: WorkflowConfiguration;
-  offer: { type: string; sdp: string };
+  /** The validated `webrtc_offer`. */
+  offer: {
+    /** Always `"offer"` (anything else is a 422). */
+    type: string;
+    /** The client's SDP offer. */
+    sdp: string;
+  };
   /** Body `api_key`, or the `Authorization: Bearer` key when present (header wins). */
   apiKey: string | null;
   /** `webrtc_config.iceServers`, or null when absent. */
@@ -44,6 +64,7 @@ export interface InitialiseRequest {
   streamOutput: string[] | null;
   /** `data_output` as sent (`null`/`[]` = no data fields). */
   dataOutput: string[] | null;
+  /** `declared_fps`, or `null` when absent. */
   declaredFps: number | null;
   /** Seconds; default 3600; `null` (explicit) = no limit. */
   processingTimeoutSeconds: number | null;

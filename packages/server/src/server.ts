@@ -139,7 +139,9 @@ export interface ServerOptions {
    * `WorkflowRegistry.withBuiltins()` and `register()` your own; see the README's "Adding a workflow".
    */
   workflows?: WorkflowRegistry;
+  /** ffmpeg executable used to decode uploads and encode the video track (default `ffmpeg` on `PATH`). */
   ffmpegPath?: string;
+  /** ffprobe executable used to probe uploads (default `ffprobe` on `PATH`). */
   ffprobePath?: string;
   /** Where log lines go (default: stderr, one line per session event). */
   logger?: ServerLogger;
@@ -151,8 +153,11 @@ export interface ServerOptions {
 
 /** Where a listening server can be reached. */
 export interface ListeningAddress {
+  /** Base URL clients use as `apiUrl`, e.g. `http://127.0.0.1:9001`. */
   url: string;
+  /** TCP port listened on (the actual one when `0` was asked). */
   port: number;
+  /** Address listened on, as the socket reports it. */
   host: string;
 }
 
@@ -235,6 +240,7 @@ export interface TransportChoiceEnvironment {
 
 /** The transport the server will use, and why it is not the default when it fell back. */
 export interface TransportChoice {
+  /** The loaded WebRTC stack sessions will run on. */
   transport: Transport;
   /** Set when `"auto"` could not use node-datachannel: the one-line reason. */
   fallbackReason: string | null;

@@ -297,7 +297,22 @@ export async function probeVideo(
  */
 export async function checkFfmpeg(
   options: { ffmpegPath?: string; ffprobePath?: string; signal?: AbortSignal } = {},
-): Promise<{ ok: true; ffmpegVersion: string; vp8Encoder: boolean } | { ok: false; message: string }> {
+): Promise<
+  | {
+      /** Both tools ran. */
+      ok: true;
+      /** ffmpeg's version string, e.g. `6.1.1`. */
+      ffmpegVersion: string;
+      /** Whether ffmpeg has the libvpx VP8 encoder. */
+      vp8Encoder: boolean;
+    }
+  | {
+      /** A tool is missing or broken. */
+      ok: false;
+      /** What failed, with an install hint. */
+      message: string;
+    }
+> {
   const ffmpeg = options.ffmpegPath ?? "ffmpeg";
   const ffprobe = options.ffprobePath ?? "ffprobe";
   let ffmpegVersion = "";

@@ -29,20 +29,75 @@ export type { SessionState } from "./lifecycle.js";
 
 /** Events a session reports through `onSessionEvent` (and the log). */
 export type SessionEvent =
-  | { type: "session-start"; sessionId: string; workflowId: string; realtime: boolean; video: boolean }
-  | { type: "upload-complete"; sessionId: string; bytes: number; sha256: string; durationMs: number }
   | {
-      type: "processing-complete";
+      /** The answer was created: the session is signalled. */
+      type: "session-start";
+      /** Id of the session, as in the server's log. */
       sessionId: string;
+      /** Id of the workflow the session runs. */
+      workflowId: string;
+      /** Whether the client asked for `webrtc_realtime_processing` (@vidrtc/protocol's PROTOCOL.md §2). */
+      realtime: boolean;
+      /** Whether a processed video track is sent (@vidrtc/protocol's PROTOCOL.md §5). */
+      video: boolean;
+    }
+  | {
+      /** The whole file arrived on `video_upload` (@vidrtc/protocol's PROTOCOL.md §3). */
+      type: "upload-complete";
+      /** Id of the session. */
+      sessionId: string;
+      /** Size of the uploaded file in bytes. */
+      bytes: number;
+      /** SHA-256 of the uploaded file, lowercase hex. */
+      sha256: string;
+      /** Milliseconds the upload took. */
+      durationMs: number;
+    }
+  | {
+      /** Processing ended and `processing_complete` is due (@vidrtc/protocol's PROTOCOL.md §4.4). */
+      type: "processing-complete";
+      /** Id of the session. */
+      sessionId: string;
+      /** Frames processed. */
       frames: number;
+      /** Frames dropped (realtime mode only). */
       dropped: number;
+      /** Why processing stopped early, or `null` when it ran to the end. */
       terminationReason: string | null;
+      /** Errors reported with the final messages; empty on success. */
       errors: string[];
     }
-  | { type: "session-end"; sessionId: string; reason: string }
+  | {
+      /** The session closed and released its resources. */
+      type: "session-end";
+      /** Id of the session. */
+      sessionId: string;
+      /** Why it closed, as in the log line. */
+      reason: string;
+    }
   /** One per result frame handed to the result channel; `lastAck` is the client's ACK at that time (0 = none). */
-  | { type: "frame-sent"; sessionId: string; frameId: number; lastAck: number }
-  | { type: "error"; sessionId: string; code: string; message: string; terminationReason: string };
+  | {
+      /** A result frame was handed to the `inference` channel. */
+      type: "frame-sent";
+      /** Id of the session. */
+      sessionId: string;
+      /** 1-based id of the frame sent. */
+      frameId: number;
+      /** The client's highest ACK when it was sent (0 = none, @vidrtc/protocol's PROTOCOL.md §4.3). */
+      lastAck: number;
+    }
+  | {
+      /** The session failed (processing error or lost liveness). */
+      type: "error";
+      /** Id of the session. */
+      sessionId: string;
+      /** A `VidrtcError` code, e.g. `PROCESSING_FAILED` or `LIVENESS_LOST`. */
+      code: string;
+      /** What went wrong. */
+      message: string;
+      /** The `termination_reason` the session ends with, e.g. `processing_error`. */
+      terminationReason: string;
+    };
 
 /** Everything a session needs, resolved by the server. */
 export interface SessionOptions {

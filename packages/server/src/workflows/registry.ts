@@ -32,6 +32,7 @@ const BUILTINS: readonly AnyWorkflow[] = [frameStats, delay, motion];
 
 /** How a registered workflow is found by the worker thread. */
 export interface RegistryEntry {
+  /** The workflow itself. */
   workflow: AnyWorkflow;
   /**
    * URL (`file:`) of the module that exports the workflow (as its default export or a named one), which

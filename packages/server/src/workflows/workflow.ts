@@ -6,10 +6,15 @@
 
 /** A frame as a workflow sees it (a structural subset of `DecodedFrame`): rgb24, `width * height * 3` bytes. */
 export interface EngineFrame {
+  /** 1-based frame number, in presentation order. */
   index: number;
+  /** Presentation time in seconds. */
   ptsSeconds: number;
+  /** Frame width in pixels. */
   width: number;
+  /** Frame height in pixels. */
   height: number;
+  /** Packed rgb24 pixels, row-major, `width * height * 3` bytes. */
   rgb: Uint8Array;
 }
 
@@ -37,14 +42,19 @@ export interface EngineResult {
 
 /** One output of a workflow: `data` outputs are JSON values, `image` outputs are frames. */
 export interface WorkflowOutputSpec {
+  /** The output's name, as used in `stream_output` and `data_output`. */
   name: string;
+  /** `data` (a JSON value per frame) or `image` (a frame). */
   kind: "data" | "image";
 }
 
 /** A workflow as requests see it (and, when resolved from a request, the parameters its specification set). */
 export interface WorkflowDefinition {
+  /** The workflow's id. */
   id: string;
+  /** One-line human-readable description. */
   description: string;
+  /** Every output it produces. */
   outputs: WorkflowOutputSpec[];
   /** Parameters from an inline specification; `WorkflowRunner`'s own `parameters` override them. */
   parameters?: Record<string, unknown>;
@@ -54,9 +64,13 @@ export interface WorkflowDefinition {
 export interface ParameterSpec {
   /** `integer` also rejects values with a fraction. */
   type: "number" | "integer";
+  /** Value used when the request does not set the parameter. */
   default: number;
+  /** Smallest allowed value (inclusive). */
   min: number;
+  /** Largest allowed value (inclusive). */
   max: number;
+  /** What the parameter does. */
   description: string;
 }
 
@@ -76,6 +90,7 @@ export interface WorkflowFrameOutput {
 
 /** A running workflow: one per session, it may keep state between frames (frames come in order). */
 export interface WorkflowInstance {
+  /** Processes one frame and returns its outputs. */
   processFrame(frame: EngineFrame): WorkflowFrameOutput;
 }
 
@@ -83,6 +98,7 @@ export interface WorkflowInstance {
 export interface Workflow<P extends Record<string, number> = Record<string, number>> {
   /** The id requests name it by (`workflow_id`, `{"builtin": id}` or a `vidrtc/<id>@v1` step). */
   readonly id: string;
+  /** One-line human-readable description. */
   readonly description: string;
   /** Every output it produces; `stream_output`/`data_output` names are checked against these. */
   readonly outputs: readonly WorkflowOutputSpec[];
@@ -103,13 +119,17 @@ export interface ParameterIssue {
   type: string;
   /** The parameter's name. */
   parameter: string;
+  /** Human-readable message. */
   msg: string;
+  /** The value that was sent. */
   input: unknown;
+  /** The violated bound, e.g. `{ ge: 0 }` or `{ le: 1 }`. */
   ctx?: Record<string, unknown>;
 }
 
 /** Thrown for an invalid parameter value; `issue` says which and why. */
 export class ParameterError extends Error {
+  /** Which parameter is invalid and why, when known. */
   readonly issue: ParameterIssue | undefined;
   constructor(message: string, issue?: ParameterIssue) {
     super(message);
