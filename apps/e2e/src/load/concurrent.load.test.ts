@@ -29,13 +29,14 @@ import { eventually, startTestServer, type TestServer } from "../support/server.
 const MiB = 1024 * 1024;
 const LOAD_MIB = Number(process.env.VIDRTC_LOAD_MIB ?? 256);
 /**
- * Upload size of the 8-upload case on the werift server (default 64 MiB, not 256). Measured: 8 x 256
- * MiB into the werift server from node-datachannel clients did not hold: a session's "inference"
- * channel did not open within the client's 20 s bound (CHANNEL_OPEN_TIMEOUT) while the other
- * sessions' uploads kept the server's one event loop busy with werift's SCTP/DTLS (machine load
- * average ~18 on 2 cores at the time). 8 x 64 MiB held in the same conditions (11.6 MiB/s
- * aggregate, uploads ~36 s, past the 30 s consent bound that used to fail them). Run the full size
- * with VIDRTC_LOAD_WERIFT_MIB=256. The node-datachannel server takes the full 256 MiB.
+ * Upload size of the 8-upload case on the werift server (default 64 MiB, not 256). Measured, 8 x 256
+ * MiB into the werift server from node-datachannel clients held in 1 of 2 runs: in the other, one
+ * session's "inference" channel did not open within the client's 20 s bound (CHANNEL_OPEN_TIMEOUT)
+ * while the other sessions' uploads kept the server's one event loop busy with werift's SCTP/DTLS
+ * (machine load average ~18 on 2 cores); the run that held took 207 s (9.9 MiB/s aggregate, uploads
+ * ~198 s). 8 x 64 MiB held in all 3 runs (8.6-11.6 MiB/s, uploads 36-50 s, past the 30 s consent
+ * bound that used to fail them). Full size: VIDRTC_LOAD_WERIFT_MIB=256. The node-datachannel server
+ * takes the full 256 MiB.
  */
 const WERIFT_MIB = Number(process.env.VIDRTC_LOAD_WERIFT_MIB ?? 64);
 const OVER_MIB = Number(process.env.VIDRTC_LOAD_OVER_MIB ?? 16);
