@@ -14,7 +14,9 @@ export interface VideoFileSourceOptions {
 
 /** Options of {@link VideoFileSource.prepare}; `maxBytes` overrides the constructor's. */
 export interface PrepareOptions {
+  /** Upload cap in bytes for this check (default: the constructor's, else `MAX_UPLOAD_BYTES`, 512 MiB). */
   maxBytes?: number;
+  /** Aborts the check; it then rejects with code `ABORTED`. */
   signal?: AbortSignal;
 }
 

@@ -115,9 +115,13 @@ export class VideoSession extends SessionHandle {
 
 /** Client for a Roboflow-compatible inference server. */
 export class InferenceClient {
+  /** Base URL of the inference server (default {@link DEFAULT_API_URL}). */
   readonly apiUrl: string;
   /** WebRTC streaming (the only transport vidrtc speaks). */
-  readonly webrtc: { stream(options: StreamOptions): Promise<VideoSession> };
+  readonly webrtc: {
+    /** Uploads `options.source` and streams the workflow's results back (@vidrtc/protocol's PROTOCOL.md §1). */
+    stream(options: StreamOptions): Promise<VideoSession>;
+  };
 
   constructor(private readonly options: InferenceClientOptions = {}) {
     this.apiUrl = options.apiUrl ?? DEFAULT_API_URL;

@@ -21,6 +21,7 @@ export interface UploadSourceLike {
 
 /** A checked file: {@link UploadSourceLike} plus its path. */
 export interface PreparedVideoFile extends UploadSourceLike {
+  /** The path as given to {@link VideoFileSource}. */
   readonly path: string;
 }
 
@@ -37,7 +38,9 @@ export interface VideoFileSourceOptions {
 
 /** Options of {@link VideoFileSource.prepare}; `maxBytes` overrides the constructor's. */
 export interface PrepareOptions {
+  /** Upload cap in bytes for this check. */
   maxBytes?: number;
+  /** Aborts the check; it then rejects with code `ABORTED`. */
   signal?: AbortSignal;
 }
 

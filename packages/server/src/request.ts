@@ -11,7 +11,7 @@ export interface ValidationIssue {
   loc: (string | number)[];
   /** Human-readable message. */
   msg: string;
-  /** The offending input, bounded and with secrets redacted (see {@link echoInput}). */
+  /** The offending input, bounded and with secrets redacted (see `echoInput`). */
   input?: unknown;
   /** Extra context, e.g. `{ expected: ... }`. */
   ctx?: Record<string, unknown>;

@@ -38,7 +38,14 @@ export function sdpMaxMessageSize(sdp: string): number {
  * Lists the `a=candidate` lines of an SDP as `{ address, port, type }`, for checks and logs.
  * Candidates with other transports (TCP) are included.
  */
-export function sdpCandidates(sdp: string): { address: string; port: number; type: string }[] {
+export function sdpCandidates(sdp: string): {
+  /** The candidate's IP address (or mDNS name). */
+  address: string;
+  /** The candidate's port. */
+  port: number;
+  /** Candidate type: `host`, `srflx`, `prflx` or `relay`. */
+  type: string;
+}[] {
   const out: { address: string; port: number; type: string }[] = [];
   for (const line of sdp.split(/\r?\n/)) {
     const match = /^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ (\S+)/.exec(line);

@@ -17,6 +17,7 @@ export interface RecordVideoOptions {
   signal?: AbortSignal;
   /** Frame size written in the WebM header. Default: werift reads the first VP8 key frame's size once the recording stops (its muxer alone would write 640x360). */
   width?: number;
+  /** Frame height written in the WebM header; see `width`. */
   height?: number;
 }
 
@@ -93,7 +94,10 @@ export interface OfferingPeer extends PeerConnectionLike {
 
 /** A WebRTC stack behind the seam. */
 export interface Transport {
+  /** Which stack this is. */
   readonly name: TransportName;
+  /** Creates a client-side (offering) peer connection. */
   createOfferer(config?: OffererConfig): OfferingPeer;
+  /** Creates a server-side (answering) peer connection. */
   createAnswerer(config?: AnswererConfig): AnsweringPeerLike;
 }

@@ -79,7 +79,13 @@ export const LOOPBACK_SCTP_MTU = 16_000;
  * {@link loopbackIceOptions} plus the large loopback SCTP packet size ({@link LOOPBACK_SCTP_MTU}):
  * werift options for tests, benchmarks and demos where both peers run on this machine.
  */
-export function loopbackPeerOptions(): WeriftIceOptions & { sctp: { mtu: number } } {
+export function loopbackPeerOptions(): WeriftIceOptions & {
+  /** SCTP settings. */
+  sctp: {
+    /** Outbound SCTP packet size in bytes: {@link LOOPBACK_SCTP_MTU}. */
+    mtu: number;
+  };
+} {
   return { ...loopbackIceOptions(), sctp: { mtu: LOOPBACK_SCTP_MTU } };
 }
 

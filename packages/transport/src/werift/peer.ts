@@ -572,8 +572,11 @@ class WeriftPeerConnection implements WeriftPeer {
 
 /** A candidate as werift's `onIceCandidate` reports it. */
 export interface GatheredCandidate {
+  /** The candidate attribute, `candidate:...` (with or without the `a=` of its SDP line). */
   candidate: string;
+  /** Media id (`a=mid`) of the m-section it belongs to. */
   sdpMid?: string | undefined;
+  /** 0-based index of the m-section it belongs to. */
   sdpMLineIndex?: number | undefined;
 }
 

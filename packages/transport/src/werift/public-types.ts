@@ -35,7 +35,12 @@ export interface WeriftOptions {
   /** Smallest and largest local UDP port (they must differ). */
   icePortRange?: [number, number];
   /** Bind the UDP (and TCP) sockets to these addresses instead of all interfaces. */
-  iceInterfaceAddresses?: { udp4?: string; udp6?: string };
+  iceInterfaceAddresses?: {
+    /** IPv4 address to bind. */
+    udp4?: string;
+    /** IPv6 address to bind. */
+    udp6?: string;
+  };
   /** Extra host addresses to gather candidates for, such as `127.0.0.1`. */
   iceAdditionalHostAddresses?: string[];
   /** Gather IPv4 host candidates of the machine's interfaces. */
@@ -47,7 +52,10 @@ export interface WeriftOptions {
   /** Seconds to wait for server-reflexive candidates (werift's default: 5). */
   iceStunGatherTimeout?: number;
   /** SCTP settings: `mtu` is the outbound packet size (werift's default: 1191 bytes). */
-  sctp?: { mtu?: number };
+  sctp?: {
+    /** Outbound SCTP packet size in bytes (werift's default: 1191). */
+    mtu?: number;
+  };
 }
 
 /** A werift `RTCPeerConnection`, as `WeriftPeer.raw` exposes it. */
