@@ -89,6 +89,8 @@ run_step build "${turbo[@]}" --log-order=grouped build
 run_step lint pnpm lint
 run_step typecheck "${turbo[@]}" --log-order=grouped typecheck
 run_step publint "${turbo[@]}" --log-order=grouped publint
+# The API reference builds with every export documented and every link resolved (typedoc.json).
+run_step docs pnpm exec typedoc --emit none
 run_step release bash scripts/release.sh --dry-run
 run_step test run_tests "$@"
 if [[ $# -eq 0 && "${VIDRTC_SKIP_LOAD:-}" != "1" ]]; then
