@@ -146,7 +146,7 @@ export interface SessionOptions extends InitialiseOptions {
   timeouts?: SessionTimeouts;
   /** Upload sink tuning. */
   sink?: {
-    /** Buffered bytes at which sending pauses. Default `DEFAULT_HIGH_WATER_MARK` (1 MiB). */
+    /** Sending pauses once `bufferedAmount` is above this many bytes. Default `DEFAULT_HIGH_WATER_MARK` (1 MiB). */
     highWaterMark?: number;
     /** Buffered bytes at or below which sending resumes. Default `DEFAULT_LOW_WATER_MARK` (256 KiB). */
     lowWaterMark?: number;
