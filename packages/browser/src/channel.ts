@@ -46,8 +46,7 @@ export function fromRTCDataChannel(dc: RTCDataChannel, peerConnection?: RTCPeerC
     },
     send(data: Uint8Array | string) {
       // The DOM typings want ArrayBufferView<ArrayBuffer>; a Uint8Array over any buffer is accepted at run time.
-      if (typeof data === "string") dc.send(data);
-      else dc.send(data as Uint8Array<ArrayBuffer>);
+      dc.send(data as Uint8Array<ArrayBuffer>);
     },
     close() {
       dc.close();

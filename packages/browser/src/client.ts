@@ -31,16 +31,16 @@ export interface StreamOptions extends StreamOptionsBase {
 /** A running session in the browser: results iteration, `run()`, upload/done promises, returned video. */
 export class VideoSession extends SessionHandle {
   /** @internal use `client.webrtc.stream()`. */
-  constructor(
-    inner: InferenceSession,
-    private readonly browserPeer: BrowserPeer,
-  ) {
+  constructor(inner: InferenceSession, browserPeer: BrowserPeer) {
     super(inner);
+    this.#browserPeer = browserPeer;
   }
+
+  readonly #browserPeer: BrowserPeer;
 
   /** The underlying `RTCPeerConnection` (for `getStats()`). */
   get peerConnection(): RTCPeerConnection {
-    return this.browserPeer.raw;
+    return this.#browserPeer.raw;
   }
 
   /**
@@ -50,7 +50,7 @@ export class VideoSession extends SessionHandle {
    * before the track arrives.
    */
   remoteStream(): Promise<MediaStream> {
-    const stream = this.browserPeer.remoteStream;
+    const stream = this.#browserPeer.remoteStream;
     if (!stream) {
       return Promise.reject(
         new VidrtcError(
@@ -91,33 +91,36 @@ export class InferenceClient {
     stream(options: StreamOptions): Promise<VideoSession>;
   };
 
+  readonly #options: InferenceClientOptions;
+
   /** @param options server URL, API key, ICE servers, `RTCConfiguration`, `fetch`. */
-  constructor(private readonly options: InferenceClientOptions = {}) {
+  constructor(options: InferenceClientOptions = {}) {
+    this.#options = options;
     this.apiUrl = options.apiUrl ?? DEFAULT_API_URL;
-    this.webrtc = { stream: (o) => this.stream(o) };
+    this.webrtc = { stream: (o) => this.#stream(o) };
   }
 
-  private async stream(options: StreamOptions): Promise<VideoSession> {
+  async #stream(options: StreamOptions): Promise<VideoSession> {
     const { source: input, ...rest } = options;
     const fileSource = input instanceof VideoFileSource ? input : new VideoFileSource(input);
     const maxUploadBytes = rest.maxUploadBytes ?? fileSource.maxBytes;
     const source = await fileSource.prepare({ maxBytes: maxUploadBytes, signal: rest.signal });
-    const fetchFn = this.options.fetch;
+    const fetchFn = this.#options.fetch;
     let peer: BrowserPeer | null = null;
     const inner = await startSession({
       ...rest,
       maxUploadBytes,
       apiUrl: this.apiUrl,
-      ...(this.options.proxyUrl === undefined ? {} : { proxyUrl: resolveProxyUrl(this.options.proxyUrl) }),
-      apiKey: this.options.apiKey,
-      iceServers: this.options.iceServers,
+      ...(this.#options.proxyUrl === undefined ? {} : { proxyUrl: resolveProxyUrl(this.#options.proxyUrl) }),
+      apiKey: this.#options.apiKey,
+      iceServers: this.#options.iceServers,
       // Called as a plain function so a page's `window.fetch` never sees a foreign `this`.
       fetch: fetchFn ? (url, init) => fetchFn(url, init) : undefined,
       source,
       createPeer: (config) => {
         peer = createBrowserPeer({
           iceServers: config.iceServers,
-          rtcConfiguration: this.options.rtcConfiguration,
+          rtcConfiguration: this.#options.rtcConfiguration,
         });
         return peer;
       },

@@ -60,12 +60,8 @@ export class VideoFileSource {
     try {
       validateUploadSize(size, options.maxBytes ?? this.maxBytes ?? MAX_UPLOAD_BYTES);
     } catch (error) {
-      if (VidrtcError.isInstance(error)) {
-        throw new VidrtcError(error.code, `${name}: ${error.message}`, {
-          cause: error,
-          details: error.details,
-        });
-      }
+      // A fresh error of validateUploadSize: name the file in its message.
+      if (VidrtcError.isInstance(error)) error.message = `${name}: ${error.message}`;
       throw error;
     }
     return { size, name, stream: () => readBlob(file, name) };

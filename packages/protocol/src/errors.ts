@@ -113,9 +113,8 @@ export function oneLine(text: string, max: number = ONE_LINE_MAX): string {
   // Bound the work first: a 1 MB body needs no more than a few times `max` characters looked at.
   let s = text.length > max * 8 + 4096 ? text.slice(0, max * 8 + 4096) : text;
   if (/^\s*<(!doctype|html|head|body|\?xml)/i.test(s) || /<\/(html|body|h1|p|div)>/i.test(s)) {
-    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(s)?.[1];
-    const h1 = /<h1[^>]*>([^<]*)<\/h1>/i.exec(s)?.[1];
-    s = (title?.trim() || h1?.trim() || s.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, " ")).replace(
+    const inner = (tag: string) => new RegExp(`<${tag}[^>]*>([^<]*)</${tag}>`, "i").exec(s)?.[1]?.trim();
+    s = (inner("title") || inner("h1") || s.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/gi, " ")).replace(
       /<[^>]*>/g,
       " ",
     );

@@ -7,6 +7,7 @@
 import type { ChannelMessageEvent, DataChannelLike, Unsubscribe } from "./channel.js";
 import { DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_MAX_MISSED, KEEPALIVE_PING } from "./constants.js";
 import { VidrtcError } from "./errors.js";
+import { checkNumber } from "./internal.js";
 
 /**
  * True for a keepalive message: 0 or 1 byte (binary, or text whose UTF-8 encoding is at most 1 byte).
@@ -68,18 +69,8 @@ export class Keepalive {
   constructor(channel: DataChannelLike, options: KeepaliveOptions = {}) {
     const intervalMs = options.intervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
     const maxMissed = options.maxMissed ?? DEFAULT_KEEPALIVE_MAX_MISSED;
-    if (!(intervalMs > 0) || !Number.isFinite(intervalMs)) {
-      throw new VidrtcError(
-        "INVALID_OPTIONS",
-        `intervalMs must be a positive number, got ${String(intervalMs)}.`,
-      );
-    }
-    if (!Number.isInteger(maxMissed) || maxMissed < 1) {
-      throw new VidrtcError(
-        "INVALID_OPTIONS",
-        `maxMissed must be a positive integer, got ${String(maxMissed)}.`,
-      );
-    }
+    checkNumber("intervalMs", intervalMs, false);
+    checkNumber("maxMissed", maxMissed, true);
     this.#channel = channel;
     this.#intervalMs = intervalMs;
     this.#maxMissed = maxMissed;

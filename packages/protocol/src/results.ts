@@ -13,6 +13,7 @@ import {
   RESULT_HEADER_SIZE,
 } from "./constants.js";
 import { VidrtcError } from "./errors.js";
+import { checkNumber, concatBytes, errorText, isPlainObject, readBounded } from "./internal.js";
 
 const U32_MAX = 0xffff_ffff;
 
@@ -98,11 +99,7 @@ interface PendingFrame {
 }
 
 function positiveIntOption(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new VidrtcError("INVALID_OPTIONS", `${name} must be a positive integer, got ${String(value)}.`);
-  }
-  return value;
+  return value === undefined ? fallback : checkNumber(name, value, true);
 }
 
 function malformed(message: string, details?: Record<string, unknown>): VidrtcError {
@@ -110,16 +107,6 @@ function malformed(message: string, details?: Record<string, unknown>): VidrtcEr
 }
 
 /** Joins byte arrays with one allocation. */
-function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
-  const size = total ?? parts.reduce((n, p) => n + p.byteLength, 0);
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
-}
 
 /**
  * Reassembles the chunked binary messages of the `inference` channel
@@ -177,6 +164,7 @@ export class ResultDeframer {
    * still misses chunks. Throws `VidrtcError` for malformed or out-of-bounds input.
    */
   push(message: Uint8Array): DeframedResult | null {
+    const { maxFrameBytes, maxPendingFrames } = this;
     if (!(message instanceof Uint8Array)) {
       throw malformed(`Result message must be binary, got ${typeof message}.`);
     }
@@ -208,23 +196,23 @@ export class ResultDeframer {
     // Lower bound of the frame's size: non-final chunks share one chunk size (this chunk's, if it
     // is non-final; else at least one byte each) and the final chunk has at least one byte.
     const declaredMin = isFinal ? total - 1 + payload.byteLength : (total - 1) * payload.byteLength + 1;
-    if (declaredMin > this.maxFrameBytes) {
+    if (declaredMin > maxFrameBytes) {
       throw new VidrtcError(
         "FRAME_TOO_LARGE",
-        `Result ${where} declares at least ${declaredMin} bytes (${total} chunks), over the ${this.maxFrameBytes}-byte frame limit.`,
-        { details: { frameId, index, total, declaredBytes: declaredMin, maxFrameBytes: this.maxFrameBytes } },
+        `Result ${where} declares at least ${declaredMin} bytes (${total} chunks), over the ${maxFrameBytes}-byte frame limit.`,
+        { details: { frameId, index, total, declaredBytes: declaredMin, maxFrameBytes } },
       );
     }
 
     const frame = this.#pending.get(frameId);
     if (frame === undefined) {
       if (total === 1) return { frameId, payload };
-      if (this.#pending.size >= this.maxPendingFrames) {
+      if (this.#pending.size >= maxPendingFrames) {
         throw new VidrtcError(
           "TOO_MANY_PENDING",
-          `Result ${where} would be incomplete frame ${this.#pending.size + 1}, over the limit of ${this.maxPendingFrames} pending frames.`,
+          `Result ${where} would be incomplete frame ${this.#pending.size + 1}, over the limit of ${maxPendingFrames} pending frames.`,
           {
-            details: { frameId, pendingFrames: this.#pending.size, maxPendingFrames: this.maxPendingFrames },
+            details: { frameId, pendingFrames: this.#pending.size, maxPendingFrames },
           },
         );
       }
@@ -249,11 +237,11 @@ export class ResultDeframer {
       throw malformed(`Result ${where}: duplicate chunk ${index}.`, { frameId, index, total });
     }
     const bytes = frame.bytes + payload.byteLength;
-    if (bytes > this.maxFrameBytes) {
+    if (bytes > maxFrameBytes) {
       throw new VidrtcError(
         "FRAME_TOO_LARGE",
-        `Result frame ${frameId} reached ${bytes} bytes after chunk ${index}/${total}, over the ${this.maxFrameBytes}-byte frame limit.`,
-        { details: { frameId, index, total, bytes, maxFrameBytes: this.maxFrameBytes } },
+        `Result frame ${frameId} reached ${bytes} bytes after chunk ${index}/${total}, over the ${maxFrameBytes}-byte frame limit.`,
+        { details: { frameId, index, total, bytes, maxFrameBytes } },
       );
     }
     if (frame.parts.size + 1 === total) {
@@ -273,12 +261,13 @@ export class ResultDeframer {
   }
 
   #checkPendingBytes(where: string, adding: number): void {
+    const { maxPendingBytes } = this;
     const after = this.#pendingBytes + adding;
-    if (after > this.maxPendingBytes) {
+    if (after > maxPendingBytes) {
       throw new VidrtcError(
         "TOO_MANY_PENDING",
-        `Result ${where} would raise incomplete-frame data to ${after} bytes, over the ${this.maxPendingBytes}-byte limit.`,
-        { details: { pendingBytes: this.#pendingBytes, adding, maxPendingBytes: this.maxPendingBytes } },
+        `Result ${where} would raise incomplete-frame data to ${after} bytes, over the ${maxPendingBytes}-byte limit.`,
+        { details: { pendingBytes: this.#pendingBytes, adding, maxPendingBytes } },
       );
     }
   }
@@ -300,30 +289,14 @@ async function transformBytes(
   // Write errors surface on the readable side too; keep these from becoming unhandled.
   writer.write(bytes as Uint8Array<ArrayBuffer>).catch(() => undefined);
   writer.close().catch(() => undefined);
-  return readAllBounded(transform.readable, maxBytes, what);
-}
-
-async function readAllBounded(
-  stream: ReadableStream<Uint8Array>,
-  maxBytes: number,
-  what: string,
-): Promise<Uint8Array> {
-  const reader = stream.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw new VidrtcError("FRAME_TOO_LARGE", `${what} exceeds the ${maxBytes}-byte limit.`, {
+  return readBounded(
+    transform.readable,
+    maxBytes,
+    () =>
+      new VidrtcError("FRAME_TOO_LARGE", `${what} exceeds the ${maxBytes}-byte limit.`, {
         details: { maxBytes },
-      });
-    }
-    parts.push(value);
-  }
-  return parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts, total);
+      }),
+  );
 }
 
 /**
@@ -355,14 +328,6 @@ export async function gunzipBytes(
 /** Compresses bytes with the web-standard `CompressionStream("gzip")`. */
 export async function gzipBytes(bytes: Uint8Array): Promise<Uint8Array> {
   return transformBytes(new CompressionStream("gzip"), bytes, Number.MAX_SAFE_INTEGER, "Compressed payload");
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function decodeFailed(message: string, cause?: unknown): VidrtcError {

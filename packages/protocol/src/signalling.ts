@@ -5,6 +5,7 @@
  */
 import { INITIALISE_PATH, ROBOFLOW_TURN_CONFIG_URL } from "./constants.js";
 import { abortError, oneLine, throwIfAborted, VidrtcError, type VidrtcErrorCode } from "./errors.js";
+import { checkNumber, errorText, httpUrlOrNull, iceUrls, isPlainObject, readBounded } from "./internal.js";
 import type { IceServerLike, SessionDescriptionLike } from "./session/peer.js";
 
 /** `workflow_configuration` of the request, as on the wire. Unknown keys are passed through. */
@@ -161,10 +162,6 @@ function invalid(message: string): VidrtcError {
   return new VidrtcError("INVALID_OPTIONS", message);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function nonEmptyString(name: string, value: unknown): string {
   if (typeof value !== "string" || value.trim() === "") throw invalid(`${name} must be a non-empty string.`);
   return value;
@@ -233,11 +230,8 @@ export function reconfigureMessage(options: ReconfigureOptions): string {
 function checkIceServers(servers: readonly IceServerLike[]): IceServerLike[] {
   if (!Array.isArray(servers)) throw invalid("iceServers must be an array.");
   return servers.map((s, i) => {
-    const urls = s?.urls;
-    const ok =
-      typeof urls === "string" ||
-      (Array.isArray(urls) && urls.length > 0 && urls.every((u) => typeof u === "string"));
-    if (!ok) throw invalid(`iceServers[${i}].urls must be a string or a non-empty array of strings.`);
+    const urls = iceUrls(s?.urls);
+    if (!urls) throw invalid(`iceServers[${i}].urls must be a string or a non-empty array of strings.`);
     const out: IceServerLike = { urls: Array.isArray(urls) ? [...urls] : urls };
     if (s.username !== undefined) out.username = s.username;
     if (s.credential !== undefined) out.credential = s.credential;
@@ -307,13 +301,7 @@ export function buildInitialiseRequest(
   };
   if (apiKey !== undefined && apiKeyIn !== "header") body.api_key = apiKey;
   if (options.declaredFps !== undefined) {
-    if (
-      typeof options.declaredFps !== "number" ||
-      !(options.declaredFps > 0) ||
-      !Number.isFinite(options.declaredFps)
-    ) {
-      throw invalid(`declaredFps must be a positive number, got ${String(options.declaredFps)}.`);
-    }
+    checkNumber("declaredFps", options.declaredFps, false);
     body.declared_fps = options.declaredFps;
   }
   if (options.processingTimeoutSeconds !== undefined) {
@@ -336,17 +324,8 @@ export function buildInitialiseRequest(
 }
 
 function parseHttpUrl(value: string, what: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch (error) {
-    throw new VidrtcError("INVALID_OPTIONS", `${what} ${JSON.stringify(value)} is not a valid URL.`, {
-      cause: error,
-    });
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw invalid(`${what} ${JSON.stringify(value)} must use http or https.`);
-  }
+  const url = httpUrlOrNull(value);
+  if (!url) throw invalid(`${what} ${JSON.stringify(value)} must be an absolute http or https URL.`);
   return url;
 }
 
@@ -386,22 +365,7 @@ export async function readTextCapped(
   max: number,
   tooLarge: () => Error,
 ): Promise<string> {
-  if (body === null) return "";
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge();
-    }
-    text += decoder.decode(value, { stream: true });
-  }
-  return text + decoder.decode();
+  return body === null ? "" : new TextDecoder().decode(await readBounded(body, max, tooLarge));
 }
 
 function readBodyText(response: Response): Promise<string> {
@@ -560,8 +524,7 @@ async function withTimeout<T>(
   const { signal } = options;
   throwIfAborted(signal, "signalling request");
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
-  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs))
-    throw invalid(`timeoutMs must be a positive number, got ${String(timeoutMs)}.`);
+  checkNumber("timeoutMs", timeoutMs, false);
   const fetchFn = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
   if (typeof fetchFn !== "function")
     throw invalid("No fetch implementation is available; pass options.fetch.");
@@ -663,7 +626,7 @@ export async function postInitialiseBody(
     (error) =>
       new VidrtcError(
         "CONNECTION_FAILED",
-        `Could not reach ${shown}: ${error instanceof Error ? error.message : String(error)}. Check the API URL and that the server is running.`,
+        `Could not reach ${shown}: ${errorText(error)}. Check the API URL and that the server is running.`,
         { cause: error },
       ),
   );
@@ -688,19 +651,12 @@ function normaliseIceServer(value: unknown, index: number): IceServerLike {
         details: { entry: value },
       },
     );
-  if (!isPlainObject(value)) throw fail();
-  const urls = value.urls;
-  if (
-    !(
-      typeof urls === "string" ||
-      (Array.isArray(urls) && urls.length > 0 && urls.every((u) => typeof u === "string"))
-    )
-  ) {
-    throw fail();
-  }
-  const out: IceServerLike = { urls: Array.isArray(urls) ? [...(urls as string[])] : [urls] };
-  if (typeof value.username === "string") out.username = value.username;
-  if (typeof value.credential === "string") out.credential = value.credential;
+  const urls = isPlainObject(value) ? iceUrls(value.urls) : null;
+  if (!urls) throw fail();
+  const out: IceServerLike = { urls: Array.isArray(urls) ? [...urls] : [urls] };
+  const { username, credential } = value as Record<string, unknown>;
+  if (typeof username === "string") out.username = username;
+  if (typeof credential === "string") out.credential = credential;
   return out;
 }
 
@@ -785,12 +741,8 @@ async function getIceServers(url: string, what: string, options: HttpOptions): P
     },
     (ms) => new VidrtcError("SIGNALING_FAILED", `No ${what} from ${shown} within ${ms} ms.`),
     (error) =>
-      new VidrtcError(
-        "CONNECTION_FAILED",
-        `Could not reach ${shown}: ${error instanceof Error ? error.message : String(error)}.`,
-        {
-          cause: error,
-        },
-      ),
+      new VidrtcError("CONNECTION_FAILED", `Could not reach ${shown}: ${errorText(error)}.`, {
+        cause: error,
+      }),
   );
 }

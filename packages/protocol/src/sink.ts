@@ -21,6 +21,7 @@ import {
   DEFAULT_STALL_TIMEOUT_MS,
 } from "./constants.js";
 import { abortError, VidrtcError } from "./errors.js";
+import { checkNumber } from "./internal.js";
 
 /** Upload progress as seen by the sink. */
 export interface SinkProgress {
@@ -62,20 +63,14 @@ const PROGRESS_INTERVAL_MS = 50;
 
 type TimerHandle = ReturnType<typeof setTimeout>;
 
+/** `value ?? fallback`, a finite positive (or non-negative) number, else `INVALID_OPTIONS`. */
 function positiveOption(
   value: number | undefined,
   fallback: number,
   name: string,
   allowZero = false,
 ): number {
-  const v = value ?? fallback;
-  if (typeof v !== "number" || Number.isNaN(v) || v < 0 || (!allowZero && v === 0)) {
-    throw new VidrtcError(
-      "INVALID_OPTIONS",
-      `${name} must be a ${allowZero ? "non-negative" : "positive"} number.`,
-    );
-  }
-  return v;
+  return checkNumber(name, value ?? fallback, false, allowZero);
 }
 
 const now = (): number => performance.now();
@@ -129,7 +124,7 @@ export function createChannelSink(
   const closedError = (): VidrtcError =>
     new VidrtcError(
       "CHANNEL_CLOSED",
-      `The data channel "${channel.label}" closed during the upload` +
+      `The "${channel.label}" data channel closed during the upload` +
         (bytesSent > 0 ? ` (${bytesSent - drainedNow()} of ${bytesSent} bytes still buffered).` : "."),
       { cause: lastChannelError, details: { bytesSent, bufferedAmount: safeBuffered() } },
     );
@@ -299,7 +294,7 @@ export function createChannelSink(
         finish(
           new VidrtcError(
             "CHANNEL_OPEN_TIMEOUT",
-            `The data channel "${channel.label}" did not open within ${stallMs} ms.`,
+            `The "${channel.label}" data channel did not open within ${stallMs} ms.`,
             { details: { timeoutMs: stallMs } },
           ),
         );

@@ -11,6 +11,7 @@
 
 import { MAX_UPLOAD_BYTES, UPLOAD_CHUNK_SIZE, UPLOAD_HEADER_SIZE } from "./constants.js";
 import { VidrtcError } from "./errors.js";
+import { checkNumber } from "./internal.js";
 
 const U32_MAX = 0xffff_ffff;
 
@@ -31,9 +32,7 @@ function checkChunkSize(chunkSize: number): void {
 }
 
 function checkSize(size: number, what: string): void {
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new VidrtcError("INVALID_OPTIONS", `${what} must be a non-negative integer, got ${String(size)}.`);
-  }
+  checkNumber(what, size, true, true);
 }
 
 /**

@@ -283,7 +283,9 @@ describe("signalling proxy: upstream failures become one line without the key", 
   });
 
   it("refuses a bad apiUrl or bound at creation", () => {
-    expect(() => createSignallingProxy({ apiUrl: "ftp://x" })).toThrow(/must use http or https/);
+    expect(() => createSignallingProxy({ apiUrl: "ftp://x" })).toThrow(
+      /must be an absolute http or https URL/,
+    );
     expect(() => createSignallingProxy({ apiUrl: "http://x", maxBodyBytes: 0 })).toThrow(/maxBodyBytes/);
     expect(() => createSignallingProxy({ apiUrl: "http://x", apiKey: "" })).toThrow(/apiKey/);
   });

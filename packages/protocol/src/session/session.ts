@@ -4,8 +4,6 @@
  */
 import type { DataChannelLike } from "../channel.js";
 import {
-  DEFAULT_KEEPALIVE_INTERVAL_MS,
-  DEFAULT_KEEPALIVE_MAX_MISSED,
   DEFAULT_STALL_TIMEOUT_MS,
   MAX_UPLOAD_BYTES,
   RESULT_CHANNEL_LABEL,
@@ -14,9 +12,9 @@ import {
   UPLOAD_HEADER_SIZE,
 } from "../constants.js";
 import { abortError, oneLine, throwIfAborted, VidrtcError } from "../errors.js";
+import { checkNumber, httpUrlOrNull, whenOpen } from "../internal.js";
 import { Keepalive } from "../keepalive.js";
 import {
-  AckTracker,
   ackMessage,
   creditAck,
   decodeResultPayload,
@@ -209,17 +207,11 @@ export function resolveReadAhead(value: ReadAheadOptions | 0 | undefined): Requi
       `readAhead must be 0 or { frames, bytes }, got ${JSON.stringify(value) ?? String(value)}.`,
     );
   }
-  const check = (name: "frames" | "bytes"): number => {
-    const v = value[name];
-    if (v === undefined) return DEFAULT_READ_AHEAD[name];
-    if (!Number.isSafeInteger(v) || v <= 0) {
-      throw new VidrtcError(
-        "INVALID_OPTIONS",
-        `readAhead.${name} must be a positive integer, got ${String(v)} (use readAhead: 0 for strict ACK-after-consume).`,
-      );
-    }
-    return v;
-  };
+  // readAhead.frames: 0 is refused like any non-positive count; readAhead: 0 is strict mode.
+  const check = (name: "frames" | "bytes"): number =>
+    value[name] === undefined
+      ? DEFAULT_READ_AHEAD[name]
+      : checkNumber(`readAhead.${name}`, value[name], true);
   return { frames: check("frames"), bytes: check("bytes") };
 }
 
@@ -253,90 +245,93 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
   /** Resolves when the server reports `processing_complete`; rejects with the session's error. */
   readonly done: Promise<SessionSummary>;
 
-  private readonly queue: Buffered[] = [];
-  private queuedBytes = 0;
-  private readonly readAhead: Required<ReadAheadOptions> | null;
+  readonly #queue: Buffered[] = [];
+  #queuedBytes = 0;
+  /** The credit bound; strict ACK-after-consume (`readAhead: 0`) is a credit of one frame. */
+  readonly #readAhead: Required<ReadAheadOptions>;
   /** Highest credit ACK sent (credit mode). */
-  private creditSent = 0;
+  #creditSent = 0;
   /** Highest frame id the consumer has finished with. */
-  private consumedThrough = 0;
-  private dropped = 0;
-  private waiter: Waiter | null = null;
-  private ended: { error: VidrtcError | null } | null = null;
-  private summary: SessionSummary | null = null;
-  private uploadSummary: UploadSummary | null = null;
-  private resultsDelivered = 0;
-  private lastDelivered: number | null = null;
-  private readonly cleanups: Array<() => void> = [];
-  private resolveUploaded!: (s: UploadSummary) => void;
-  private rejectUploaded!: (e: unknown) => void;
-  private resolveDone!: (s: SessionSummary) => void;
-  private rejectDone!: (e: unknown) => void;
-  private readonly startedAt = Date.now();
-  private resultTimer: ReturnType<typeof setTimeout> | null = null;
-  private iterating = false;
-  /** @internal */
-  readonly ack: AckTracker | null;
+  #consumedThrough = 0;
+  #dropped = 0;
+  #waiter: Waiter | null = null;
+  #ended: { error: VidrtcError | null } | null = null;
+  #summary: SessionSummary | null = null;
+  #uploadSummary: UploadSummary | null = null;
+  #resultsDelivered = 0;
+  #lastDelivered: number | null = null;
+  readonly #cleanups: Array<() => void> = [];
+  #resolveUploaded!: (s: UploadSummary) => void;
+  #rejectUploaded!: (e: unknown) => void;
+  #resolveDone!: (s: SessionSummary) => void;
+  #rejectDone!: (e: unknown) => void;
+  readonly #startedAt = Date.now();
+  #resultTimer: ReturnType<typeof setTimeout> | null = null;
+  #iterating = false;
+  readonly #resultChannel: DataChannelLike;
+  readonly #options: SessionOptions;
 
   /** @internal use {@link startSession}. */
   constructor(
     peer: PeerConnectionLike,
-    private readonly resultChannel: DataChannelLike,
+    resultChannel: DataChannelLike,
     /** The `video_upload` data channel of this session (PROTOCOL.md §3). */
     readonly uploadChannel: DataChannelLike,
-    private readonly options: SessionOptions,
+    options: SessionOptions,
   ) {
     this.peer = peer;
+    this.#resultChannel = resultChannel;
+    this.#options = options;
     this.uploaded = new Promise((resolve, reject) => {
-      this.resolveUploaded = resolve;
-      this.rejectUploaded = reject;
+      this.#resolveUploaded = resolve;
+      this.#rejectUploaded = reject;
     });
     this.done = new Promise((resolve, reject) => {
-      this.resolveDone = resolve;
-      this.rejectDone = reject;
+      this.#resolveDone = resolve;
+      this.#rejectDone = reject;
     });
     // Callers may only await one of them; never report an unhandled rejection for the other.
     this.uploaded.catch(() => {});
     this.done.catch(() => {});
-    this.readAhead = resolveReadAhead(options.readAhead);
-    this.ack = options.realtime || this.readAhead ? null : new AckTracker((text) => this.sendControl(text));
+    // ACK = last consumed + frames - 1: with one frame that is exactly ACK-after-consume.
+    this.#readAhead = resolveReadAhead(options.readAhead) ?? { frames: 1, bytes: Number.POSITIVE_INFINITY };
   }
 
   /** Realtime mode: results dropped (oldest first) because the consumer fell behind. */
   get droppedResults(): number {
-    return this.dropped;
+    return this.#dropped;
   }
 
   /** Results buffered and not yet handed to the consumer. */
   get bufferedResults(): number {
-    return this.queue.length;
+    return this.#queue.length;
   }
 
   /** @internal the result channel is open: grant the initial credit. */
   grantInitialCredit(): void {
-    this.updateCredit();
+    this.#updateCredit();
   }
 
-  /** Batch mode with read-ahead: advance the credit ACK if a slot is free. */
-  private updateCredit(): void {
-    const ra = this.readAhead;
-    if (!ra || this.options.realtime || this.ended) return;
-    if (this.queuedBytes >= ra.bytes) return;
-    const credit = creditAck(this.consumedThrough, ra.frames);
-    if (credit <= this.creditSent || credit <= 0) return;
-    this.creditSent = credit;
-    this.sendControl(ackMessage(credit));
+  /** Batch mode: advance the credit ACK if a slot is free. */
+  #updateCredit(): void {
+    const ra = this.#readAhead;
+    if (this.#options.realtime || this.#ended) return;
+    if (this.#queuedBytes >= ra.bytes) return;
+    const credit = creditAck(this.#consumedThrough, ra.frames);
+    if (credit <= this.#creditSent || credit <= 0) return;
+    this.#creditSent = credit;
+    this.#sendControl(ackMessage(credit));
   }
 
   /** Results in order; ends after `processing_complete`. Only one consumer at a time. */
   [Symbol.asyncIterator](): AsyncIterator<ResultMessage> {
-    if (this.iterating)
+    if (this.#iterating)
       throw new VidrtcError("INVALID_OPTIONS", "A session's results can be consumed only once.");
-    this.iterating = true;
+    this.#iterating = true;
     return {
-      next: () => this.next(),
+      next: () => this.#next(),
       return: async () => {
-        this.markConsumed();
+        this.#markConsumed();
         this.close();
         return { done: true, value: undefined };
       },
@@ -380,63 +375,62 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
    */
   reconfigure(options: ReconfigureOptions): void {
     const text = reconfigureMessage(options);
-    if (this.ended || this.resultChannel.readyState !== "open") {
+    if (this.#ended || this.#resultChannel.readyState !== "open") {
       throw new VidrtcError("CHANNEL_CLOSED", "The session has ended; it can no longer be reconfigured.");
     }
-    this.resultChannel.send(text);
+    this.#resultChannel.send(text);
   }
 
   /** Ends the session and releases the peer connection. Idempotent. */
   close(): void {
-    this.finish(new VidrtcError("ABORTED", "The session was closed before processing completed."), true);
+    this.#finish(new VidrtcError("ABORTED", "The session was closed before processing completed."), true);
   }
 
   /** @internal */
   get isEnded(): boolean {
-    return this.ended !== null;
+    return this.#ended !== null;
   }
 
-  private async next(): Promise<IteratorResult<ResultMessage>> {
-    this.markConsumed();
-    const queued = this.queue.shift();
+  async #next(): Promise<IteratorResult<ResultMessage>> {
+    this.#markConsumed();
+    const queued = this.#queue.shift();
     if (queued) {
-      this.queuedBytes -= queued.bytes;
-      return this.deliver(queued.result);
+      this.#queuedBytes -= queued.bytes;
+      return this.#deliver(queued.result);
     }
-    if (this.ended) {
-      if (this.ended.error && !this.closedByCaller) throw this.ended.error;
+    if (this.#ended) {
+      if (this.#ended.error && !this.#closedByCaller) throw this.#ended.error;
       return { done: true, value: undefined };
     }
     return new Promise<IteratorResult<ResultMessage>>((resolve, reject) => {
-      this.waiter = { resolve, reject };
+      this.#waiter = { resolve, reject };
     });
   }
 
-  private closedByCaller = false;
+  #closedByCaller = false;
 
-  private deliver(result: ResultMessage): IteratorResult<ResultMessage> {
-    this.resultsDelivered += 1;
-    this.lastDelivered = result.frameId;
+  #deliver(result: ResultMessage): IteratorResult<ResultMessage> {
+    this.#resultsDelivered += 1;
+    this.#lastDelivered = result.frameId;
     return { done: false, value: result };
   }
 
   /** The consumer asked for the next result (or stopped): the previous one is handled. */
-  private markConsumed(): void {
-    if (this.lastDelivered !== null) {
-      const id = this.lastDelivered;
-      this.lastDelivered = null;
-      if (id > this.consumedThrough) this.consumedThrough = id;
-      if (!this.ended) {
-        this.ack?.done(id);
-        this.updateCredit();
+  #markConsumed(): void {
+    if (this.#lastDelivered !== null) {
+      const id = this.#lastDelivered;
+      this.#lastDelivered = null;
+      if (id > this.#consumedThrough) this.#consumedThrough = id;
+      if (!this.#ended) {
+        this.#updateCredit();
       }
     }
   }
 
-  private sendControl(text: string): void {
-    if (this.resultChannel.readyState !== "open") return;
+  #sendControl(text: string): void {
+    if (this.#resultChannel.readyState !== "open") return;
     try {
-      this.resultChannel.send(text);
+      this.#resultChannel.send(text);
     } catch {
       // The channel closing is reported through its close event.
     }
@@ -444,22 +438,22 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
 
   /** @internal a decoded result arrived. */
   pushResult(result: ResultMessage, bytes = 0): void {
-    if (this.ended) return;
-    this.armResultTimer();
+    if (this.#ended) return;
+    this.#armResultTimer();
     if (result.processingComplete) {
       const reason = result.terminationReason;
       if (reason !== null && reason !== "timeout_reached") {
         const detail = oneLine(
           result.errors.length > 0 ? result.errors.join("; ") : `termination reason "${reason}"`,
         );
-        this.finish(
+        this.#finish(
           new VidrtcError("PROCESSING_FAILED", `The server ended processing: ${detail}.`, {
             details: { terminationReason: reason, errors: result.errors },
           }),
         );
         return;
       }
-      this.summary = {
+      this.#summary = {
         framesProcessed: result.metadata?.frame_id ?? Math.max(0, result.frameId - 1),
         resultsReceived: 0,
         terminationReason: reason,
@@ -467,58 +461,47 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
         upload: null,
         durationMs: 0,
       };
-      this.finish(null);
+      this.#finish(null);
       return;
     }
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w.resolve(this.deliver(result));
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      w.resolve(this.#deliver(result));
     } else {
-      this.queue.push({ result, bytes });
-      this.queuedBytes += bytes;
-      if (this.options.realtime) this.dropOverflow();
+      this.#queue.push({ result, bytes });
+      this.#queuedBytes += bytes;
+      if (this.#options.realtime) this.#dropOverflow();
     }
   }
 
   /** Realtime mode: keep the queue within the bound by dropping the oldest results. */
-  private dropOverflow(): void {
-    const bound = this.readAhead ?? { frames: 1, bytes: Number.POSITIVE_INFINITY };
-    while (this.queue.length > bound.frames || (this.queue.length > 1 && this.queuedBytes > bound.bytes)) {
-      const old = this.queue.shift()!;
-      this.queuedBytes -= old.bytes;
-      this.dropped += 1;
-      if (this.dropped === 1)
-        this.options.onLog?.(
+  #dropOverflow(): void {
+    const bound = this.#readAhead;
+    while (this.#queue.length > bound.frames || (this.#queue.length > 1 && this.#queuedBytes > bound.bytes)) {
+      const old = this.#queue.shift()!;
+      this.#queuedBytes -= old.bytes;
+      this.#dropped += 1;
+      if (this.#dropped === 1)
+        this.#options.onLog?.(
           `realtime: the consumer fell behind; dropping the oldest results (bound ${bound.frames} frames)`,
         );
     }
   }
 
-  private syntheticUploadSummary(): UploadSummary {
-    const bytes = this.options.source.size;
-    const durationMs = Date.now() - this.startedAt;
-    return {
-      bytes,
-      chunks: totalChunksFor(bytes),
-      durationMs,
-      bytesPerSecond: durationMs > 0 ? (bytes * 1000) / durationMs : 0,
-    };
-  }
-
   /** @internal the upload finished. */
   uploadFinished(summary: UploadSummary): void {
-    this.uploadSummary = summary;
-    this.resolveUploaded(summary);
-    this.armResultTimer();
+    this.#uploadSummary = summary;
+    this.#resolveUploaded(summary);
+    this.#armResultTimer();
   }
 
-  private armResultTimer(): void {
-    if (this.ended) return;
-    if (this.resultTimer) clearTimeout(this.resultTimer);
-    if (!this.uploadSummary) return; // before the upload completes, the sink's stall timeout applies
-    const ms = this.options.timeouts?.result ?? DEFAULTS.result;
-    this.resultTimer = setTimeout(() => {
+  #armResultTimer(): void {
+    if (this.#ended) return;
+    if (this.#resultTimer) clearTimeout(this.#resultTimer);
+    if (!this.#uploadSummary) return; // before the upload completes, the sink's stall timeout applies
+    const ms = this.#options.timeouts?.result ?? DEFAULTS.result;
+    this.#resultTimer = setTimeout(() => {
       this.fail(
         new VidrtcError(
           "NO_RESULTS_TIMEOUT",
@@ -526,26 +509,26 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
         ),
       );
     }, ms);
-    unrefTimer(this.resultTimer);
+    unrefTimer(this.#resultTimer);
   }
 
   /** @internal register a cleanup step run when the session ends. */
   onCleanup(fn: () => void): void {
-    if (this.ended) fn();
-    else this.cleanups.push(fn);
+    if (this.#ended) fn();
+    else this.#cleanups.push(fn);
   }
 
   /** @internal end the session with an error (first error wins). */
   fail(error: unknown): void {
-    this.finish(toVidrtcError(error));
+    this.#finish(toVidrtcError(error));
   }
 
-  private finish(error: VidrtcError | null, byCaller = false): void {
-    if (this.ended) return;
-    this.ended = { error };
-    this.closedByCaller = byCaller;
-    if (this.resultTimer) clearTimeout(this.resultTimer);
-    for (const fn of this.cleanups.splice(0)) {
+  #finish(error: VidrtcError | null, byCaller = false): void {
+    if (this.#ended) return;
+    this.#ended = { error };
+    this.#closedByCaller = byCaller;
+    if (this.#resultTimer) clearTimeout(this.#resultTimer);
+    for (const fn of this.#cleanups.splice(0)) {
       try {
         fn();
       } catch {
@@ -553,24 +536,24 @@ export class InferenceSession implements AsyncIterable<ResultMessage> {
       }
     }
     this.peer.close();
-    if (!this.uploadSummary) {
-      if (error) this.rejectUploaded(error);
+    if (!this.#uploadSummary) {
+      if (error) this.#rejectUploaded(error);
       // processing_complete implies the server holds the whole file
-      else this.uploadFinished(this.syntheticUploadSummary());
+      else this.uploadFinished(uploadSummary(this.#options.source.size, this.#startedAt));
     }
     if (error) {
-      this.rejectDone(error);
+      this.#rejectDone(error);
     } else {
-      const s = this.summary!;
-      s.upload = this.uploadSummary;
-      s.resultsReceived = this.resultsDelivered + this.queue.length;
-      s.droppedResults = this.dropped;
-      s.durationMs = Date.now() - this.startedAt;
-      this.resolveDone(s);
+      const s = this.#summary!;
+      s.upload = this.#uploadSummary;
+      s.resultsReceived = this.#resultsDelivered + this.#queue.length;
+      s.droppedResults = this.#dropped;
+      s.durationMs = Date.now() - this.#startedAt;
+      this.#resolveDone(s);
     }
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
       if (error && !byCaller) w.reject(error);
       else w.resolve({ done: true, value: undefined });
     }
@@ -599,50 +582,33 @@ function waitForOpen(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  if (channel.readyState === "open") return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const offs: Array<() => void> = [];
-    const done = (err?: unknown) => {
-      clearTimeout(timer);
-      for (const off of offs) off();
-      if (err) reject(err);
-      else resolve();
-    };
-    const timer = setTimeout(
-      () =>
-        done(
-          new VidrtcError(
-            "CHANNEL_OPEN_TIMEOUT",
-            `The "${channel.label}" data channel did not open within ${timeoutMs} ms. The server answered but no WebRTC connection formed: check that the server's ICE candidates are reachable (firewall, TURN).`,
-          ),
-        ),
-      timeoutMs,
-    );
-    offs.push(channel.on("open", () => done()));
-    offs.push(
-      channel.on("close", () =>
-        done(
-          new VidrtcError("CHANNEL_CLOSED", `The "${channel.label}" data channel closed before it opened.`),
-        ),
+  return whenOpen(
+    channel,
+    timeoutMs,
+    () =>
+      new VidrtcError(
+        "CHANNEL_OPEN_TIMEOUT",
+        `The "${channel.label}" data channel did not open within ${timeoutMs} ms. The server answered but no WebRTC connection formed: check that the server's ICE candidates are reachable (firewall, TURN).`,
       ),
-    );
-    offs.push(
-      peer.onConnectionStateChange((state) => {
+    () => new VidrtcError("CHANNEL_CLOSED", `The "${channel.label}" data channel closed before it opened.`),
+    (finish) => {
+      const off = peer.onConnectionStateChange((state) => {
         if (state === "failed" || state === "closed")
-          done(
+          finish(
             new VidrtcError(
               "CONNECTION_FAILED",
-              `The WebRTC connection ${state} before the channels opened.`,
+              `The WebRTC connection to the server ${state} before the channels opened.`,
             ),
           );
-      }),
-    );
-    if (signal) {
-      const onAbort = () => done(abortError(signal, "session"));
-      signal.addEventListener("abort", onAbort, { once: true });
-      offs.push(() => signal.removeEventListener("abort", onAbort));
-    }
-  });
+      });
+      const onAbort = () => finish(abortError(signal, "session"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      return () => {
+        off();
+        signal?.removeEventListener("abort", onAbort);
+      };
+    },
+  );
 }
 
 /**
@@ -651,6 +617,17 @@ function waitForOpen(
  * then starts the upload and the keepalive. Resolves once the upload has started; results are
  * then consumed from the returned session.
  */
+/** The summary of an upload of `bytes` that started at `since` (`Date.now()`) and ends now. */
+function uploadSummary(bytes: number, since: number): UploadSummary {
+  const durationMs = Date.now() - since;
+  return {
+    bytes,
+    chunks: totalChunksFor(bytes),
+    durationMs,
+    bytesPerSecond: (bytes * 1000) / Math.max(1, durationMs),
+  };
+}
+
 export async function startSession(options: SessionOptions): Promise<InferenceSession> {
   const { signal, source } = options;
   const timeouts = { ...DEFAULTS, ...options.timeouts };
@@ -722,9 +699,9 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
     s.grantInitialCredit();
 
     if (options.keepalive !== false) {
+      // Keepalive's own defaults: DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_MAX_MISSED.
       const keepalive = new Keepalive(uploadChannel, {
-        intervalMs: options.keepalive?.intervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
-        maxMissed: options.keepalive?.maxMissed ?? DEFAULT_KEEPALIVE_MAX_MISSED,
+        ...options.keepalive,
         onLost: (error) => s.fail(error),
       });
       keepalive.start();
@@ -748,13 +725,7 @@ export async function startSession(options: SessionOptions): Promise<InferenceSe
 /** `proxyUrl` must be an absolute http(s) URL and comes without an API key (the backend adds it). */
 function checkProxyOptions(options: SessionOptions): void {
   const url = options.proxyUrl;
-  let parsed: URL | null = null;
-  try {
-    parsed = typeof url === "string" ? new URL(url) : null;
-  } catch {
-    parsed = null;
-  }
-  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+  if (!httpUrlOrNull(url)) {
     throw new VidrtcError(
       "INVALID_OPTIONS",
       `proxyUrl ${JSON.stringify(url)} must be an absolute http or https URL of your backend's signalling proxy.`,
@@ -892,13 +863,7 @@ function startUpload(
     .pipeTo(sink, { signal: controller.signal })
     .then(
       () => {
-        const durationMs = Date.now() - started;
-        session.uploadFinished({
-          bytes: totalBytes,
-          chunks: totalChunks,
-          durationMs,
-          bytesPerSecond: durationMs > 0 ? (totalBytes * 1000) / durationMs : totalBytes * 1000,
-        });
+        session.uploadFinished(uploadSummary(totalBytes, started));
       },
       (error) => session.fail(error),
     );
