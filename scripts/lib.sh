@@ -25,3 +25,12 @@ log() {
   shift
   printf '[%s] %s\n' "$tag" "$*" >&2
 }
+
+# clean_build_packages -- build every package from scratch for packing or publishing. turbo
+# restores a cache hit's outputs over whatever dist/ holds, so a file of a deleted or renamed
+# source would otherwise stay there and be packed; so every dist/ is removed first and --force
+# skips turbo's cache. Runs inside an isolated network namespace, like setup's build.
+clean_build_packages() {
+  rm -rf "$VIDRTC_ROOT"/packages/*/dist
+  (cd "$VIDRTC_ROOT" && bash scripts/netns-run.sh pnpm exec turbo run build --force --output-logs=errors-only </dev/null >/dev/null)
+}

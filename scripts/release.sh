@@ -2,7 +2,7 @@
 # Publish the packages that pending changesets have versioned (`pnpm release`).
 #
 #   pnpm release             # scripts/test.sh (setup, build, lint, typecheck, tests), then changeset publish
-#   pnpm release --dry-run   # build, then check the release without publishing anything:
+#   pnpm release --dry-run   # clean build (every dist/ removed, turbo's cache skipped), then check the release without publishing anything:
 #                            #   - `changeset version` in a throwaway clone turns the pending changesets
 #                            #     into versions and CHANGELOGs (every package must reach >= 0.1.0),
 #                            #   - `pnpm publish -r --dry-run` packs every public package.
@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$VIDRTC_ROOT"
 
 if [[ "${1:-}" == "--dry-run" ]]; then
-  pnpm build >/dev/null
+  clean_build_packages
   tmp="$(mktemp -d "${TMPDIR:-/tmp}/vidrtc-release.XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   # A clone of the committed tree plus the working tree's changesets and package.json files,
@@ -53,6 +53,8 @@ JS
 fi
 
 bash scripts/test.sh
+# Publish what a clean build gives, not dist/ as the tests' (cached) build left it.
+clean_build_packages
 if [[ "${GITHUB_ACTIONS:-}" == "true" || -n "${GITLAB_CI:-}" ]]; then
   export NPM_CONFIG_PROVENANCE=true
 fi

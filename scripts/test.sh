@@ -4,9 +4,13 @@
 #   bash scripts/test.sh                          # everything
 #   bash scripts/test.sh --filter=@vidrtc/protocol  # extra args go to `turbo run test`
 #
-# 1. scripts/setup.sh --no-build (installs whatever is missing; needs the network).
+# 1. scripts/setup.sh --no-build (installs whatever is missing; needs the network), and
+#    scripts/consumer-test.sh prepare (packs every package and installs the tarballs into a
+#    temporary project outside the workspace; third-party packages from the pnpm store first).
 # 2. Re-runs itself inside scripts/netns-run.sh --nic 192.0.2.10/24 (loopback plus a sealed
-#    fake NIC whose peer end goes nowhere: nothing can leave the machine), then: build, lint (biome), typecheck, publint, and all tests (turbo ->
+#    fake NIC whose peer end goes nowhere: nothing can leave the machine), then: build, lint
+#    (biome), typecheck, publint, the release dry run, the consumer test
+#    (scripts/consumer-test.sh run), and all tests (turbo ->
 #    vitest in every package, including the WebRTC and Chromium e2e tests).
 # Every step runs even if an earlier one failed; the exit status is non-zero if any failed.
 #
@@ -15,7 +19,8 @@
 #    select a subset of the tests.
 # Environment: VIDRTC_SKIP_SETUP=1 skips step 1; VIDRTC_TEST_TIMEOUT (seconds, default
 # 4200) bounds the test step; VIDRTC_LOAD_TIMEOUT (seconds, default 1800) bounds the load step;
-# VIDRTC_SKIP_LOAD=1 skips it; VIDRTC_OFFLINE=1 installs from the pnpm store only.
+# VIDRTC_SKIP_LOAD=1 skips it; VIDRTC_CONSUMER_TIMEOUT (seconds, default 900) bounds each of the
+# consumer test's two parts; VIDRTC_OFFLINE=1 installs from the pnpm store only.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,6 +30,13 @@ if [[ "${VIDRTC_TEST_PHASE:-}" != "inner" || "${VIDRTC_NETNS:-}" != "1" ]]; then
   if [[ "${VIDRTC_SKIP_SETUP:-}" != "1" ]]; then
     bash scripts/setup.sh --no-build </dev/null
   fi
+  # The consumer test installs the packed tarballs with third-party packages from the registry
+  # (pnpm store first), so that part runs here; its checks run inside the namespace below.
+  VIDRTC_CONSUMER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vidrtc-consumer.XXXXXX")"
+  export VIDRTC_CONSUMER_DIR
+  timeout --signal=TERM --kill-after=30 "${VIDRTC_CONSUMER_TIMEOUT:-900}" \
+    bash scripts/consumer-test.sh prepare "$VIDRTC_CONSUMER_DIR" </dev/null ||
+    log test "consumer test: preparing the consumer project failed (the consumer step will fail)"
   export VIDRTC_TEST_PHASE=inner
   # With the sealed fake NIC (TEST-NET-1, goes nowhere): node-datachannel and aiortc skip
   # loopback-only hosts.
@@ -92,6 +104,17 @@ run_step publint "${turbo[@]}" --log-order=grouped publint
 # The API reference builds with every export documented and every link resolved (typedoc.json).
 run_step docs pnpm exec typedoc --emit none
 run_step release bash scripts/release.sh --dry-run
+run_consumer() {
+  local rc=0
+  timeout --signal=TERM --kill-after=30 "${VIDRTC_CONSUMER_TIMEOUT:-900}" \
+    bash scripts/consumer-test.sh run "${VIDRTC_CONSUMER_DIR:-}" || rc=$?
+  if ((rc == 124 || rc == 137)); then
+    log test "the consumer test did not finish within ${VIDRTC_CONSUMER_TIMEOUT:-900} s and was stopped"
+  fi
+  [[ -n "${VIDRTC_CONSUMER_DIR:-}" ]] && rm -rf "$VIDRTC_CONSUMER_DIR"
+  return "$rc"
+}
+run_step consumer run_consumer
 run_step test run_tests "$@"
 if [[ $# -eq 0 && "${VIDRTC_SKIP_LOAD:-}" != "1" ]]; then
   run_step load run_load
