@@ -69,10 +69,10 @@ export function createBrowserPeer(config: BrowserPeerConfig): BrowserPeer {
       if (remoteStream) return;
       pc.addTransceiver("video", { direction: "recvonly" });
       remoteStream = new Promise<MediaStream>((resolve, reject) => {
-        const onTrack = (event: RTCTrackEvent) => {
-          if (event.track.kind !== "video") return;
-          off();
-          resolve(event.streams[0] ?? new MediaStream([event.track]));
+        const listening = new AbortController();
+        const off = () => {
+          endRemoteStream = null;
+          listening.abort();
         };
         const fail = () => {
           off();
@@ -83,17 +83,23 @@ export function createBrowserPeer(config: BrowserPeerConfig): BrowserPeer {
             ),
           );
         };
-        const onState = () => {
-          if (pc.connectionState === "closed" || pc.connectionState === "failed") fail();
-        };
-        const off = () => {
-          endRemoteStream = null;
-          pc.removeEventListener("track", onTrack);
-          pc.removeEventListener("connectionstatechange", onState);
-        };
         endRemoteStream = fail;
-        pc.addEventListener("track", onTrack);
-        pc.addEventListener("connectionstatechange", onState);
+        pc.addEventListener(
+          "track",
+          (event) => {
+            if (event.track.kind !== "video") return;
+            off();
+            resolve(event.streams[0] ?? new MediaStream([event.track]));
+          },
+          listening,
+        );
+        pc.addEventListener(
+          "connectionstatechange",
+          () => {
+            if (pc.connectionState === "closed" || pc.connectionState === "failed") fail();
+          },
+          listening,
+        );
       });
       remoteStream.catch(() => {});
     },
@@ -147,25 +153,31 @@ function waitForGathering(
 ): Promise<void> {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
+    // One controller removes every listener below at once (it is passed as the listener options:
+    // its `signal` property is what addEventListener reads).
+    const listening = new AbortController();
     const finish = (error?: unknown) => {
       clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", onChange);
-      pc.removeEventListener("icecandidate", onCandidate);
-      signal?.removeEventListener("abort", onAbort);
+      listening.abort();
       if (error) reject(error);
       else resolve();
     };
-    const onChange = () => {
-      if (pc.iceGatheringState === "complete") finish();
-    };
-    // A null candidate marks the end of gathering (some browsers skip the state event).
-    const onCandidate = (event: RTCPeerConnectionIceEvent) => {
-      if (event.candidate === null) finish();
-    };
-    const onAbort = () => finish(abortError(signal, "ICE gathering"));
     const timer = setTimeout(() => finish(), timeoutMs);
-    pc.addEventListener("icegatheringstatechange", onChange);
-    pc.addEventListener("icecandidate", onCandidate);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    pc.addEventListener(
+      "icegatheringstatechange",
+      () => {
+        if (pc.iceGatheringState === "complete") finish();
+      },
+      listening,
+    );
+    // A null candidate marks the end of gathering (some browsers skip the state event).
+    pc.addEventListener(
+      "icecandidate",
+      (event) => {
+        if (event.candidate === null) finish();
+      },
+      listening,
+    );
+    signal?.addEventListener("abort", () => finish(abortError(signal, "ICE gathering")), listening);
   });
 }

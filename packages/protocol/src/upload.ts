@@ -77,15 +77,10 @@ export function validateUploadSize(size: number, maxBytes: number = MAX_UPLOAD_B
 }
 
 function writeHeader(target: Uint8Array, index: number, total: number): void {
-  // Little-endian u32 pair; explicit byte writes avoid a DataView per message.
-  target[0] = index & 0xff;
-  target[1] = (index >>> 8) & 0xff;
-  target[2] = (index >>> 16) & 0xff;
-  target[3] = (index >>> 24) & 0xff;
-  target[4] = total & 0xff;
-  target[5] = (total >>> 8) & 0xff;
-  target[6] = (total >>> 16) & 0xff;
-  target[7] = (total >>> 24) & 0xff;
+  // Little-endian u32 pair (one small DataView per 48 KiB chunk).
+  const view = new DataView(target.buffer, target.byteOffset, 8);
+  view.setUint32(0, index, true);
+  view.setUint32(4, total, true);
 }
 
 function checkIndex(index: number, total: number): void {
