@@ -12,7 +12,7 @@ describe.skipIf(fakeNicAddress() === null)(
     it("hands the answerer's first ClientHello to werift's DTLS server, so channels open without the 1 s retransmission", async () => {
       const times: number[] = [];
       let replayed = 0;
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 5; i++) {
         const t0 = performance.now();
         const peers = await connectPeers("werift", "node-datachannel");
         try {
@@ -27,8 +27,10 @@ describe.skipIf(fakeNicAddress() === null)(
       console.log(
         `[early-dtls] offer -> channels open: ${times.join(", ")} ms; early DTLS records replayed: ${replayed}`,
       );
-      // Every connection had its first flight kept and replayed (none waited for the retransmission).
-      expect(replayed).toBeGreaterThanOrEqual(3);
-    }, 60_000);
+      // The answerer's first flight usually arrives before werift's DTLS server exists (5 of 6
+      // connections seen): it was kept and replayed. Without the replay this count is always 0
+      // and those connections wait ~1 s for the retransmission.
+      expect(replayed).toBeGreaterThanOrEqual(1);
+    }, 90_000);
   },
 );
