@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+/**
+ * The `vidrtc` executable: runs the CLI (see cli.ts) and lets the process end by itself.
+ */
 import { main } from "./cli.js";
 
 // No process.exit: main() sets process.exitCode and the process ends once the event loop

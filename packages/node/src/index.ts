@@ -1,3 +1,10 @@
+/**
+ * @vidrtc/node: send a video file to an inference server over a WebRTC data channel from Node and
+ * get its per-frame results (and, if asked, the processed video) back. `InferenceClient` is the
+ * entry point; the WebRTC stack is werift (pure JS, default) or node-datachannel (native).
+ *
+ * @packageDocumentation
+ */
 export type { ResultMessage, VideoMetadata, VidrtcErrorCode, WebRTCOutput } from "@vidrtc/protocol";
 export { VidrtcError } from "@vidrtc/protocol";
 export type { SessionSummary, UploadProgress, UploadSummary } from "@vidrtc/protocol/session";

@@ -88,3 +88,22 @@ describe("PROTOCOL.md citations", () => {
     expect(pkg.files).toContain("PROTOCOL.md");
   });
 });
+
+describe("module documentation", () => {
+  it("every source module of every package opens with a doc comment (after a shebang line)", () => {
+    const undocumented: string[] = [];
+    for (const pkg of readdirSync(packagesDir)) {
+      let files: string[];
+      try {
+        files = sources(path.join(packagesDir, pkg, "src"));
+      } catch {
+        continue;
+      }
+      for (const file of files) {
+        const text = readFileSync(file, "utf8").replace(/^#![^\n]*\n/, "");
+        if (!text.startsWith("/**")) undocumented.push(path.relative(packagesDir, file));
+      }
+    }
+    expect(undocumented).toEqual([]);
+  });
+});

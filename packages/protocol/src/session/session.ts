@@ -611,12 +611,6 @@ function waitForOpen(
   );
 }
 
-/**
- * Starts a session: validates the source, creates the peer connection and channels in the
- * protocol's order, gathers ICE, posts the offer, applies the answer, waits for the channels,
- * then starts the upload and the keepalive. Resolves once the upload has started; results are
- * then consumed from the returned session.
- */
 /** The summary of an upload of `bytes` that started at `since` (`Date.now()`) and ends now. */
 function uploadSummary(bytes: number, since: number): UploadSummary {
   const durationMs = Date.now() - since;
@@ -628,6 +622,12 @@ function uploadSummary(bytes: number, since: number): UploadSummary {
   };
 }
 
+/**
+ * Starts a session: validates the source, creates the peer connection and channels in the
+ * protocol's order, gathers ICE, posts the offer, applies the answer, waits for the channels,
+ * then starts the upload and the keepalive. Resolves once the upload has started; results are
+ * then consumed from the returned session.
+ */
 export async function startSession(options: SessionOptions): Promise<InferenceSession> {
   const { signal, source } = options;
   const timeouts = { ...DEFAULTS, ...options.timeouts };
