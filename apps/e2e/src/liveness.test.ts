@@ -15,14 +15,16 @@
  * bound (measured 25–30 s after the kill) is checked, not the configured one.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { SessionEvent } from "@vidrtc/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { motionVideo, type VideoFixture } from "./support/fixtures.js";
+import { inspectNetwork } from "./support/netns.js";
+import { childProcesses, collectOutput } from "./support/processes.js";
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
 
 const require = createRequire(import.meta.url);
@@ -34,34 +36,8 @@ const SLACK_MS = 7_000;
 /** node-datachannel: libjuice's consent failure (about 25–30 s after the last answer) plus slack. */
 const NDC_BOUND_MS = 45_000;
 
-function fakeNic(): string | null {
-  for (const infos of Object.values(networkInterfaces()))
-    for (const i of infos ?? [])
-      if (i.family === "IPv4" && i.address.startsWith("192.0.2.")) return i.address;
-  return null;
-}
-
-const nic = fakeNic();
+const nic = inspectNetwork().fakeNicAddress;
 const serverTransports = nic ? (["werift", "node-datachannel"] as const) : (["werift"] as const);
-
-/** ffmpeg processes whose parent is this process (the in-process server spawns them). */
-async function ffmpegChildren(): Promise<number[]> {
-  const out: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const name = stat.slice(stat.indexOf("(") + 1, close);
-      const fields = stat.slice(close + 2).split(" ");
-      if (name === "ffmpeg" && Number(fields[1]) === process.pid && fields[0] !== "Z")
-        out.push(Number(entry));
-    } catch {
-      // ended while we looked
-    }
-  }
-  return out;
-}
 
 /**
  * A client program: streams `video` with strict ACK pacing (`readAhead: 0`), takes the first
@@ -108,18 +84,8 @@ interface Child {
 
 function startChild(file: string): Child {
   const proc = spawn(process.execPath, [file], { stdio: ["ignore", "pipe", "pipe"] });
-  const lines: string[] = [];
-  let rest = "";
-  let stderr = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (d: string) => {
-    const parts = (rest + d).split("\n");
-    rest = parts.pop() ?? "";
-    lines.push(...parts.filter((l) => l.trim() !== ""));
-  });
-  proc.stderr?.on("data", (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
-  return { proc, lines, stderr: () => stderr, exited };
+  return { proc, ...collectOutput(proc), exited };
 }
 
 describe.each(serverTransports)("per-session liveness bound, server on %s", (transport) => {
@@ -195,7 +161,7 @@ describe.each(serverTransports)("per-session liveness bound, server on %s", (tra
     expect(events().filter((e) => e.type === "error" || e.type === "session-end")).toEqual([]);
     expect(framesSent(id).length).toBe(sentBefore);
     expect(server.sessions).toBe(1);
-    expect((await ffmpegChildren()).length).toBeGreaterThan(0);
+    expect((await childProcesses("ffmpeg")).length).toBeGreaterThan(0);
     expect((await server.tempFiles()).length).toBeGreaterThan(0);
 
     child.proc.kill("SIGKILL");
@@ -215,7 +181,7 @@ describe.each(serverTransports)("per-session liveness bound, server on %s", (tra
       expect(end.reason).toMatch(/^peer connection (failed|closed)|^liveness_lost/);
     }
     expect(server.sessions).toBe(0);
-    expect(await ffmpegChildren()).toEqual([]);
+    expect(await childProcesses("ffmpeg")).toEqual([]);
     expect(await server.tempFiles()).toEqual([]);
     // The server still answers (node-datachannel's cleanup after a failed peer once ended the process).
     const health = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(5_000) });

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import type { SessionEvent } from "@vidrtc/server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { noiseVideo, type VideoFixture } from "./support/fixtures.js";
-import { childProcesses } from "./support/processes.js";
+import { childProcesses, collectOutput } from "./support/processes.js";
 import { eventually, startTestServer, type TestServer } from "./support/server.js";
 
 const clientScript = fileURLToPath(new URL("./support/no-ack-client.ts", import.meta.url));
@@ -39,17 +39,7 @@ function startClient(url: string, video: string): Child {
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
-  const lines: string[] = [];
-  let rest = "";
-  let stderr = "";
-  proc.stdout?.setEncoding("utf8");
-  proc.stdout?.on("data", (d: string) => {
-    const parts = (rest + d).split("\n");
-    rest = parts.pop() ?? "";
-    lines.push(...parts.filter((l) => l.trim() !== ""));
-  });
-  proc.stderr?.on("data", (d) => (stderr += d));
-  return { proc, lines, stderr: () => stderr };
+  return { proc, ...collectOutput(proc) };
 }
 
 describe("a client that stops reading without ACKs", () => {

@@ -2,6 +2,7 @@
  * Child processes of this test process, read from /proc (Linux): e.g. the ffmpeg children an
  * in-process server spawns, to check that none outlives its session.
  */
+import type { ChildProcess } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 
 /** Pids of live (not zombie) processes named `name` whose parent is this process. */
@@ -20,4 +21,21 @@ export async function childProcesses(name: string): Promise<number[]> {
     }
   }
   return out;
+}
+
+/** Collects a child's stdout as non-empty lines (as they arrive) and its stderr as text. */
+export function collectOutput(proc: ChildProcess): { lines: string[]; stderr: () => string } {
+  const lines: string[] = [];
+  let rest = "";
+  let stderr = "";
+  proc.stdout?.setEncoding("utf8");
+  proc.stdout?.on("data", (d: string) => {
+    const parts = (rest + d).split("\n");
+    rest = parts.pop() ?? "";
+    lines.push(...parts.filter((l) => l.trim() !== ""));
+  });
+  proc.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  return { lines, stderr: () => stderr };
 }
